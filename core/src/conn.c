@@ -1,0 +1,712 @@
+/*
+ * The I/O engine: one libwebsockets context and service thread per handle.
+ *
+ * libwebsockets is not thread-safe, so other threads never touch the
+ * context: they append to the handle's queues under its lock and call
+ * lws_cancel_service(), which makes the service thread run
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED and pick the work up.
+ */
+#include <ctype.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "backoff.h"
+#include "event.h"
+#include "frame.h"
+#include "handle.h"
+#include "mp.h"
+
+#define TICK_US (250 * LWS_US_PER_MS)
+/* Frames written per writeable callback before yielding to reads. */
+#define WRITE_BATCH 256
+
+typedef struct hv_timers {
+    lws_sorted_usec_list_t reconnect;
+    lws_sorted_usec_list_t heartbeat;
+    lws_sorted_usec_list_t tick;
+    hv_handle_t *h;
+    int need_join;
+    int need_heartbeat;
+    int need_leave;
+    int generation;
+} hv_timers_t;
+
+static void connect_now(hv_handle_t *h);
+
+static hv_timers_t *timers_of(hv_handle_t *h)
+{
+    return h->timers;
+}
+
+static void append_encoded(char *out, size_t size, size_t *o, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p && *o + 4 < size; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+            out[(*o)++] = (char)*p;
+        } else {
+            out[(*o)++] = '%';
+            out[(*o)++] = hex[*p >> 4];
+            out[(*o)++] = hex[*p & 15];
+        }
+    }
+    out[*o] = 0;
+}
+
+static void append_param(char *out, size_t size, size_t *o, const char *name,
+                         const char *value)
+{
+    if (*o + strlen(name) + 3 >= size)
+        return;
+    if (out[*o - 1] != '?')
+        out[(*o)++] = '&';
+    append_encoded(out, size, o, name);
+    out[(*o)++] = '=';
+    append_encoded(out, size, o, value ? value : "");
+}
+
+/* Builds the upgrade path; every query value is percent-encoded once. */
+static void build_path(hv_handle_t *h, char *out, size_t size)
+{
+    hivent_conf_t *c = h->conf;
+    size_t o = (size_t)snprintf(out, size, "%s?",
+                                h->role == HV_ROLE_PRODUCER ? "/producer/websocket"
+                                                            : "/consumer/websocket");
+    append_param(out, size, &o, "vsn", "1.0.0");
+    if (h->role == HV_ROLE_PRODUCER) {
+        append_param(out, size, &o, "client_id", c->client_id);
+    } else {
+        append_param(out, size, &o, "service", h->service);
+        append_param(out, size, &o, "name", c->consumer_name);
+    }
+    append_param(out, size, &o, "api_key", c->api_key);
+    if (c->gzip)
+        append_param(out, size, &o, "gzip", "1");
+}
+
+static hivent_err_t classify_error(struct lws *wsi, const char *why)
+{
+    int status = wsi ? (int)lws_http_client_http_response(wsi) : 0;
+    if (status == 403 || (why && strstr(why, "403")))
+        return HIVENT_ERR_AUTH;
+    if (!why)
+        return HIVENT_ERR_CONNECTION;
+    if (strstr(why, "getaddrinfo") || strstr(why, "resolv") || strstr(why, "DNS") ||
+        strstr(why, "dns"))
+        return HIVENT_ERR_RESOLVE;
+    if (strstr(why, "refused") || strstr(why, "connect failed") ||
+        strstr(why, "conn fail") || strstr(why, "ECONNREFUSED"))
+        return HIVENT_ERR_REFUSED;
+    if (strstr(why, "SSL") || strstr(why, "ssl") || strstr(why, "TLS") ||
+        strstr(why, "tls") || strstr(why, "certificate") || strstr(why, "verify"))
+        return HIVENT_ERR_TLS;
+    return HIVENT_ERR_CONNECTION;
+}
+
+/* Moves emits awaiting a reply back to the front of the pending queue,
+ * in their original order, and drops control frames of the old channel. */
+static void requeue_inflight_locked(hv_handle_t *h)
+{
+    hv_req_list_t again = {0};
+    hv_req_t *r;
+    while ((r = hv_req_pop(&h->inflight))) {
+        if (r->kind == HV_REQ_EMIT)
+            hv_req_append(&again, r);
+        else
+            hv_req_free(r);
+    }
+    hv_req_prepend_list(&h->pending, &again);
+}
+
+static void reconnect_cb(lws_sorted_usec_list_t *sul)
+{
+    hv_timers_t *t = lws_container_of(sul, hv_timers_t, reconnect);
+    connect_now(t->h);
+}
+
+static int stopping(hv_handle_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    int s = h->stopping;
+    pthread_mutex_unlock(&h->lock);
+    return s;
+}
+
+/* Handles the end of a connection or a failed attempt: requeues what was
+ * in flight, then schedules the next attempt or enters the failed state. */
+static void on_disconnect(hv_handle_t *h, hivent_err_t err, const char *why)
+{
+    hv_timers_t *t = timers_of(h);
+    h->wsi = NULL;
+    h->joined = 0;
+    h->heartbeat_ref = -1;
+    t->generation++;
+    hv_buf_free(&h->rx);
+    lws_sul_cancel(&t->heartbeat);
+    pthread_mutex_lock(&h->lock);
+    requeue_inflight_locked(h);
+    int stop = h->stopping || h->closing;
+    int attempt = h->attempt + 1;
+    pthread_mutex_unlock(&h->lock);
+    if (stop) {
+        hv_post_state(h, HIVENT_STATE_CLOSED, 0, 0, HIVENT_OK, NULL);
+        return;
+    }
+    snprintf(h->last_error, sizeof h->last_error, "%s", why ? why : hivent_err_str(err));
+    h->last_err = err;
+    int max = h->conf->max_reconnect_tries;
+    if (max >= 0 && attempt > max) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "giving up after %d failed connection attempts to %s:%d; "
+                 "last error: %s", attempt, h->conf->host, h->conf->port, h->last_error);
+        hv_log(h, LOG_ERR, "conn", "%s", msg);
+        pthread_mutex_lock(&h->lock);
+        h->state = HIVENT_STATE_FAILED;
+        hv_fail_all_locked(h, HIVENT_ERR_FAILED, msg);
+        pthread_mutex_unlock(&h->lock);
+        hv_post_state(h, HIVENT_STATE_FAILED, attempt, 0, err, msg);
+        hv_post_error(h, HIVENT_ERR_FAILED, msg);
+        return;
+    }
+    uint32_t rnd = 0;
+    if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+        rnd = (uint32_t)hv_now_ms();
+    hivent_conf_t *c = h->conf;
+    int delay = hv_backoff_delay_ms(c->backoff_ms, c->backoff_max_ms, c->jitter_pct, attempt,
+                                    rnd);
+    hv_log(h, LOG_WARNING, "conn", "connection to %s:%d failed (%s: %s); attempt %d, "
+           "retrying in %d ms", c->host, c->port, hivent_err_name(err), h->last_error,
+           attempt, delay);
+    hv_post_state(h, HIVENT_STATE_BACKOFF, attempt, delay, err, h->last_error);
+    lws_sul_schedule(h->ctx, 0, &t->reconnect, reconnect_cb,
+                     (lws_usec_t)delay * LWS_US_PER_MS);
+}
+
+static void connect_now(hv_handle_t *h)
+{
+    hivent_conf_t *c = h->conf;
+    char path[2048];
+    if (stopping(h))
+        return;
+    build_path(h, path, sizeof path);
+    struct lws_client_connect_info ci;
+    memset(&ci, 0, sizeof ci);
+    ci.context = h->ctx;
+    ci.address = c->host;
+    ci.port = c->port;
+    ci.path = path;
+    ci.host = c->host;
+    ci.origin = c->host;
+    ci.local_protocol_name = "hivent";
+    ci.pwsi = &h->wsi;
+    ci.userdata = h;
+    if (c->secure) {
+        ci.ssl_connection = LCCSCF_USE_SSL;
+        if (!c->tls_verify)
+            ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
+                                 LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+                                 LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
+    }
+    pthread_mutex_lock(&h->lock);
+    int attempt = h->attempt;
+    pthread_mutex_unlock(&h->lock);
+    hv_post_state(h, HIVENT_STATE_CONNECTING, attempt, 0, HIVENT_OK, NULL);
+    hv_log(h, LOG_DEBUG, "conn", "connecting to %s://%s:%d%s", c->secure ? "wss" : "ws",
+           c->host, c->port, h->role == HV_ROLE_PRODUCER ? "/producer/websocket"
+                                                       : "/consumer/websocket");
+    h->connect_failed = 0;
+    if (!lws_client_connect_via_info(&ci) && !h->connect_failed) {
+        h->wsi = NULL;
+        on_disconnect(h, HIVENT_ERR_CONNECTION, "could not start the connection");
+    }
+}
+
+static int write_req(struct lws *wsi, hv_req_t *r)
+{
+    int n = lws_write(wsi, r->frame + LWS_PRE, r->frame_len,
+                      r->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+    return n < (int)r->frame_len ? -1 : 0;
+}
+
+/* Writes a control request (join, leave, heartbeat) and tracks its reply. */
+static int write_control(hv_handle_t *h, struct lws *wsi, hv_req_kind_t kind,
+                         const char *topic, const char *event, const void *payload,
+                         size_t payload_size)
+{
+    hv_req_t *r = hv_req_build(h, kind, topic, event, payload, payload_size);
+    if (!r)
+        return -1;
+    if (write_req(wsi, r) != 0) {
+        hv_req_free(r);
+        return -1;
+    }
+    if (kind == HV_REQ_HEARTBEAT)
+        h->heartbeat_ref = r->ref;
+    pthread_mutex_lock(&h->lock);
+    hv_req_append(&h->inflight, r);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+static int on_writeable(hv_handle_t *h, struct lws *wsi)
+{
+    hv_timers_t *t = timers_of(h);
+    if (t->need_join) {
+        t->need_join = 0;
+        return write_control(h, wsi, HV_REQ_JOIN, h->topic, "phx_join", h->join_payload.data,
+                             h->join_payload.len);
+    }
+    if (t->need_heartbeat) {
+        t->need_heartbeat = 0;
+        if (write_control(h, wsi, HV_REQ_HEARTBEAT, "phoenix", "heartbeat", NULL, 0) != 0)
+            return -1;
+    }
+    if (!h->joined)
+        return 0;
+    if (t->need_leave) {
+        t->need_leave = 0;
+        return write_control(h, wsi, HV_REQ_LEAVE, h->topic, "phx_leave", NULL, 0);
+    }
+    int64_t now = hv_now_ms();
+    for (int i = 0; i < WRITE_BATCH && !lws_send_pipe_choked(wsi); i++) {
+        pthread_mutex_lock(&h->lock);
+        hv_req_t *r = hv_req_pop(&h->pending);
+        if (r && r->kind == HV_REQ_EMIT) {
+            r->sent_at_ms = now;
+            hv_req_append(&h->inflight, r);
+        }
+        pthread_mutex_unlock(&h->lock);
+        if (!r)
+            return 0;
+        int rc = write_req(wsi, r);
+        if (r->kind != HV_REQ_EMIT)
+            hv_req_free(r);
+        if (rc != 0)
+            return -1;
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static void heartbeat_cb(lws_sorted_usec_list_t *sul)
+{
+    hv_timers_t *t = lws_container_of(sul, hv_timers_t, heartbeat);
+    hv_handle_t *h = t->h;
+    if (!h->wsi)
+        return;
+    if (h->heartbeat_ref >= 0) {
+        hv_log(h, LOG_WARNING, "conn", "no heartbeat reply within %d ms; closing the "
+               "connection to %s:%d", h->conf->heartbeat_ms, h->conf->host, h->conf->port);
+        snprintf(h->last_error, sizeof h->last_error, "heartbeat reply missing");
+        lws_set_timeout(h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    t->need_heartbeat = 1;
+    lws_callback_on_writable(h->wsi);
+    lws_sul_schedule(h->ctx, 0, &t->heartbeat, heartbeat_cb,
+                     (lws_usec_t)h->conf->heartbeat_ms * LWS_US_PER_MS);
+}
+
+/* Fails emits whose reply is overdue and wakes the loop for stop requests. */
+static void tick_cb(lws_sorted_usec_list_t *sul)
+{
+    hv_timers_t *t = lws_container_of(sul, hv_timers_t, tick);
+    hv_handle_t *h = t->h;
+    int64_t limit = hv_now_ms() - h->conf->request_timeout_ms;
+    pthread_mutex_lock(&h->lock);
+    hv_req_t *prev = NULL, *r = h->inflight.head;
+    while (r) {
+        hv_req_t *next = r->next;
+        if (r->kind == HV_REQ_EMIT && r->sent_at_ms < limit) {
+            if (prev)
+                prev->next = next;
+            else
+                h->inflight.head = next;
+            if (h->inflight.tail == r)
+                h->inflight.tail = prev;
+            h->inflight.count--;
+            char msg[128];
+            snprintf(msg, sizeof msg, "no reply to emit ref %lld within %d ms",
+                     (long long)r->ref, h->conf->request_timeout_ms);
+            hv_post_delivery_locked(h, r, HIVENT_ERR_TIMED_OUT, msg, NULL);
+        } else {
+            prev = r;
+        }
+        r = next;
+    }
+    pthread_mutex_unlock(&h->lock);
+    lws_sul_schedule(h->ctx, 0, &t->tick, tick_cb, TICK_US);
+}
+
+/* Reads {"status", "response"} of a reply payload. */
+static int reply_status(const hv_frame_t *f, const unsigned char **resp, size_t *resp_size)
+{
+    const unsigned char *st;
+    size_t st_size;
+    *resp = NULL;
+    *resp_size = 0;
+    if (hv_mp_map_find(f->payload, f->payload_size, "response", resp, resp_size) != 1)
+        *resp = NULL;
+    if (hv_mp_map_find(f->payload, f->payload_size, "status", &st, &st_size) != 1)
+        return 0;
+    char *s = hv_mp_strdup(st, st_size);
+    int ok = s && strcmp(s, "ok") == 0;
+    free(s);
+    return ok;
+}
+
+/* Describes an error response: its "reason" string, a plain string, or
+ * the response as JSON text. */
+static void describe_response(const unsigned char *resp, size_t size, char *out,
+                              size_t out_size)
+{
+    const unsigned char *val;
+    size_t val_size;
+    char *s = NULL;
+    if (!resp) {
+        snprintf(out, out_size, "server returned an error without a reason");
+        return;
+    }
+    if (hv_mp_map_find(resp, size, "reason", &val, &val_size) == 1)
+        s = hv_mp_strdup(val, val_size);
+    if (!s)
+        s = hv_mp_strdup(resp, size);
+    if (!s)
+        s = hivent_msgpack_to_json(resp, size, NULL, 0);
+    snprintf(out, out_size, "%s", s ? s : "unreadable error response");
+    free(s);
+}
+
+static void on_join_reply(hv_handle_t *h, int ok, const unsigned char *resp, size_t size)
+{
+    if (!ok) {
+        char why[512];
+        describe_response(resp, size, why, sizeof why);
+        hv_log(h, LOG_ERR, "conn", "join of %s rejected: %s", h->topic, why);
+        char msg[600];
+        snprintf(msg, sizeof msg, "join of %s rejected: %s", h->topic, why);
+        hv_post_error(h, HIVENT_ERR_JOIN_REJECTED, msg);
+        snprintf(h->last_error, sizeof h->last_error, "%s", msg);
+        h->last_err = HIVENT_ERR_JOIN_REJECTED;
+        lws_set_timeout(h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    const unsigned char *val;
+    size_t vs;
+    h->extensions = resp && hv_mp_map_find(resp, size, "ack", &val, &vs) == 1 && vs == 1 &&
+                    val[0] == 0xc3;
+    h->joined = 1;
+    hv_log(h, LOG_INFO, "conn", "joined %s on %s:%d%s", h->topic, h->conf->host,
+           h->conf->port, h->extensions ? " (acknowledgements on)" : "");
+    hv_post_state(h, HIVENT_STATE_CONNECTED, 0, 0, HIVENT_OK, NULL);
+    lws_callback_on_writable(h->wsi);
+}
+
+static void on_emit_reply(hv_handle_t *h, hv_req_t *r, int ok, const unsigned char *resp,
+                          size_t size)
+{
+    hivent_event_t *published = NULL;
+    char why[512] = "";
+    if (ok) {
+        char perr[256];
+        if (!resp || hv_event_parse(resp, size, &published, perr, sizeof perr) != HIVENT_OK) {
+            /* A server that returns no event still stored it; report the
+             * event as sent. */
+            published = hivent_event_dup(r->event);
+        }
+    } else {
+        describe_response(resp, size, why, sizeof why);
+        hv_log(h, LOG_WARNING, "emit", "server rejected event %s (uuid %s): %s",
+               r->event->name, r->event->uuid ? r->event->uuid : "-", why);
+    }
+    pthread_mutex_lock(&h->lock);
+    hv_post_delivery_locked(h, r, ok ? HIVENT_OK : HIVENT_ERR_REJECTED, why, published);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Consumer side: event:received {event, queue}. */
+void hv_consumer_on_event(hv_handle_t *h, const hv_frame_t *f);
+
+static void on_reply(hv_handle_t *h, const hv_frame_t *f)
+{
+    if (f->ref.kind != HV_REF_INT) {
+        hv_log(h, LOG_DEBUG, "conn", "reply without an integer ref on %s dropped", f->topic);
+        return;
+    }
+    pthread_mutex_lock(&h->lock);
+    hv_req_t *r = hv_req_take_ref(&h->inflight, f->ref.num);
+    pthread_mutex_unlock(&h->lock);
+    if (!r) {
+        hv_log(h, LOG_DEBUG, "conn", "reply to unknown ref %lld on %s dropped",
+               (long long)f->ref.num, f->topic);
+        return;
+    }
+    const unsigned char *resp;
+    size_t size;
+    int ok = reply_status(f, &resp, &size);
+    switch (r->kind) {
+    case HV_REQ_EMIT:
+        on_emit_reply(h, r, ok, resp, size);
+        return;
+    case HV_REQ_JOIN:
+        on_join_reply(h, ok, resp, size);
+        break;
+    case HV_REQ_HEARTBEAT:
+        h->heartbeat_ref = -1;
+        break;
+    case HV_REQ_LEAVE:
+        hv_log(h, LOG_INFO, "conn", "left %s", h->topic);
+        h->joined = 0;
+        lws_set_timeout(h->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        break;
+    case HV_REQ_PUSH:
+        break;
+    }
+    hv_req_free(r);
+}
+
+static void on_message(hv_handle_t *h, const unsigned char *data, size_t len)
+{
+    hv_frame_t f;
+    char err[256];
+    if (!h->rx_binary) {
+        hv_log(h, LOG_WARNING, "conn", "text frame of %zu bytes dropped; vsn 1.0.0 uses "
+               "binary frames", len);
+        return;
+    }
+    if (hv_frame_decode(data, len, (size_t)h->conf->max_frame_size, &f, err, sizeof err) != 0) {
+        hv_log(h, LOG_WARNING, "conn", "malformed frame of %zu bytes dropped: %s", len, err);
+        return;
+    }
+    int ours = strcmp(f.topic, h->topic) == 0;
+    if (strcmp(f.event, "phx_reply") == 0) {
+        on_reply(h, &f);
+    } else if (ours && (strcmp(f.event, "phx_close") == 0 ||
+                        strcmp(f.event, "phx_error") == 0)) {
+        hv_log(h, LOG_WARNING, "conn", "server sent %s for %s; rejoining", f.event, f.topic);
+        h->joined = 0;
+        pthread_mutex_lock(&h->lock);
+        requeue_inflight_locked(h);
+        pthread_mutex_unlock(&h->lock);
+        timers_of(h)->need_join = 1;
+        lws_callback_on_writable(h->wsi);
+    } else if (ours && strcmp(f.event, "event:received") == 0 && h->role == HV_ROLE_CONSUMER) {
+        hv_consumer_on_event(h, &f);
+    } else {
+        hv_log(h, LOG_DEBUG, "conn", "unexpected %s on %s dropped", f.event, f.topic);
+    }
+    hv_frame_clear(&f);
+}
+
+static int on_receive(hv_handle_t *h, struct lws *wsi, const void *in, size_t len)
+{
+    if (h->rx.len == 0)
+        h->rx_binary = lws_frame_is_binary(wsi);
+    if (h->rx.len + len > (size_t)h->conf->max_frame_size) {
+        hv_log(h, LOG_ERR, "conn", "incoming message exceeds max_frame_size (%d bytes); "
+               "closing the connection", h->conf->max_frame_size);
+        snprintf(h->last_error, sizeof h->last_error, "incoming message too large");
+        return -1;
+    }
+    if (hv_buf_append(&h->rx, in, len) != 0)
+        return -1;
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
+        return 0;
+    on_message(h, h->rx.data, h->rx.len);
+    h->rx.len = 0;
+    return 0;
+}
+
+static void on_established(hv_handle_t *h, struct lws *wsi)
+{
+    hv_timers_t *t = timers_of(h);
+    h->wsi = wsi;
+    h->heartbeat_ref = -1;
+    hv_log(h, LOG_INFO, "conn", "connected to %s:%d", h->conf->host, h->conf->port);
+    t->need_join = 1;
+    t->need_heartbeat = 0;
+    lws_callback_on_writable(wsi);
+    if (h->conf->heartbeat_ms > 0)
+        lws_sul_schedule(h->ctx, 0, &t->heartbeat, heartbeat_cb,
+                         (lws_usec_t)h->conf->heartbeat_ms * LWS_US_PER_MS);
+}
+
+static void on_wake(hv_handle_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    int has_work = h->pending.count > 0;
+    int closing = h->closing;
+    h->wake_pending = 0;
+    pthread_mutex_unlock(&h->lock);
+    if (!h->wsi)
+        return;
+    if (closing && h->joined)
+        timers_of(h)->need_leave = 1;
+    if (has_work || closing)
+        lws_callback_on_writable(h->wsi);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    hv_handle_t *h = lws_context_user(lws_get_context(wsi));
+    if (!h)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        on_established(h, wsi);
+        break;
+    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
+        const char *why = in ? (const char *)in : "connection error";
+        hivent_err_t err = classify_error(wsi, why);
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", err == HIVENT_ERR_AUTH
+                 ? "server rejected the API key (HTTP 403)" : why);
+        h->connect_failed = 1;
+        on_disconnect(h, err, msg);
+        break;
+    }
+    case LWS_CALLBACK_CLIENT_CLOSED:
+        if (wsi == h->wsi)
+            on_disconnect(h, h->last_err ? h->last_err : HIVENT_ERR_CONNECTION,
+                          h->last_error[0] ? h->last_error : "connection closed");
+        h->last_err = 0;
+        h->last_error[0] = 0;
+        break;
+    case LWS_CALLBACK_CLIENT_RECEIVE:
+        return on_receive(h, wsi, in, len);
+    case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (wsi != h->wsi)
+            return 0;
+        return on_writeable(h, wsi);
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        on_wake(h);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+    {"hivent", callback, 0, 65536, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void *io_main(void *arg)
+{
+    hv_handle_t *h = arg;
+    hv_timers_t *t = timers_of(h);
+    lws_sul_schedule(h->ctx, 0, &t->tick, tick_cb, TICK_US);
+    connect_now(h);
+    while (!stopping(h)) {
+        if (lws_service(h->ctx, 0) < 0)
+            break;
+    }
+    lws_sul_cancel(&t->tick);
+    lws_sul_cancel(&t->heartbeat);
+    lws_sul_cancel(&t->reconnect);
+    pthread_mutex_lock(&h->lock);
+    struct lws_context *ctx = h->ctx;
+    h->ctx = NULL;
+    pthread_mutex_unlock(&h->lock);
+    lws_context_destroy(ctx);
+    return NULL;
+}
+
+static void quiet_lws_log(int level, const char *line)
+{
+    (void)level;
+    (void)line;
+}
+
+static pthread_once_t lws_log_once = PTHREAD_ONCE_INIT;
+
+/* libwebsockets logging is process-wide; the library reports through its
+ * own log callback instead, so lws output is off unless HIVENT_LWS_DEBUG
+ * is set in the environment. */
+static void setup_lws_log(void)
+{
+    if (getenv("HIVENT_LWS_DEBUG"))
+        lws_set_log_level(LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO, NULL);
+    else
+        lws_set_log_level(0, quiet_lws_log);
+}
+
+int hv_conn_start(hv_handle_t *h, char *err, size_t err_size)
+{
+    pthread_once(&lws_log_once, setup_lws_log);
+    hv_timers_t *t = calloc(1, sizeof *t);
+    if (!t) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    t->h = h;
+    h->timers = t;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.protocols = protocols;
+    info.user = h;
+    info.gid = -1;
+    info.uid = -1;
+    info.timeout_secs = (unsigned int)(h->conf->connect_timeout_ms + 999) / 1000;
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    if (h->conf->ca_file)
+        info.client_ssl_ca_filepath = h->conf->ca_file;
+    if (h->conf->secure && !h->conf->tls_verify)
+        hv_log(h, LOG_WARNING, "conn", "tls.verify is false: the server certificate and host "
+               "name are not checked; use this only for testing");
+    h->ctx = lws_create_context(&info);
+    if (!h->ctx) {
+        snprintf(err, err_size, "could not create the libwebsockets context (check "
+                 "tls.ca_file%s%s)", h->conf->ca_file ? " = " : "",
+                 h->conf->ca_file ? h->conf->ca_file : "");
+        free(t);
+        h->timers = NULL;
+        return -1;
+    }
+    if (pthread_create(&h->thread, NULL, io_main, h) != 0) {
+        snprintf(err, err_size, "could not start the I/O thread");
+        lws_context_destroy(h->ctx);
+        h->ctx = NULL;
+        free(t);
+        h->timers = NULL;
+        return -1;
+    }
+    h->thread_started = 1;
+    return 0;
+}
+
+void hv_conn_wake(hv_handle_t *h)
+{
+    /* The lock keeps the I/O thread from destroying the context while
+     * lws_cancel_service(), which only writes to a pipe, uses it. */
+    pthread_mutex_lock(&h->lock);
+    if (!h->wake_pending && h->ctx) {
+        h->wake_pending = 1;
+        lws_cancel_service(h->ctx);
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+void hv_conn_stop(hv_handle_t *h)
+{
+    if (!h->thread_started) {
+        free(h->timers);
+        h->timers = NULL;
+        return;
+    }
+    pthread_mutex_lock(&h->lock);
+    h->stopping = 1;
+    if (h->ctx)
+        lws_cancel_service(h->ctx);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    h->thread_started = 0;
+    free(h->timers);
+    h->timers = NULL;
+}
