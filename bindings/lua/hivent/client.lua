@@ -1,0 +1,271 @@
+--- Producer clients.
+--
+--   local client = hivent.Client.new{client_id = "billing", server = {port = 4000}}
+--   local event = client:emit("invoice:paid", {id = 7}, {version = 1, key = "7"})
+--   client:emit_async("invoice:paid", {id = 8}, nil, function(err, event) ... end)
+--   client:flush(5)
+--   client:close()
+--
+-- Delivery callbacks, state and error handlers run only inside poll(),
+-- flush() and close(), on the calling thread.
+local core = require("hivent_core")
+local config = require("hivent.config")
+local errors = require("hivent.errors")
+local Event = require("hivent.event")
+local log = require("hivent.log")
+local notices = require("hivent.notices")
+
+local Client = {}
+Client.__index = Client
+
+local DEFAULT_FLUSH_SECONDS = 5
+-- Notices handled by one poll() call at most, so a busy client cannot
+-- keep the caller inside poll() forever.
+local MAX_NOTICES_PER_POLL = 10000
+
+--- Creates a client from option tables (see hivent.config), merged left
+-- to right.  Function-valued options on_state(state, info) and
+-- on_error(err) become handlers.  Raises a structured error on invalid
+-- configuration.
+function Client.new(...)
+  local conf = config.build(...)
+  local handle, errstr = core.hivent_client_new(conf)
+  if handle == nil then
+    core.hivent_conf_destroy(conf)
+    errors.raise(errors.codes.HIVENT_ERR_INVALID_VALUE, errstr, 2)
+  end
+  local self = setmetatable({
+    handle = handle,
+    label = "client",
+    callbacks = {},
+    pending_callbacks = 0,
+    next_id = 0,
+  }, Client)
+  for i = 1, select("#", ...) do
+    local options = select(i, ...)
+    if type(options) == "table" then
+      self.on_state = options.on_state or self.on_state
+      self.on_error = options.on_error or self.on_error
+    end
+  end
+  return self
+end
+
+function Client:__gc()
+  if self.handle then
+    core.hivent_client_destroy(self.handle)
+    self.handle = nil
+  end
+end
+
+function Client:__tostring()
+  return string.format("hivent.Client(%s)", self.handle and self:state() or "closed")
+end
+
+local function check_handle(self)
+  if getmetatable(self) ~= Client then
+    error("expected a hivent.Client (call methods with a colon)", 3)
+  end
+  if self.handle == nil then
+    errors.raise(errors.codes.HIVENT_ERR_STATE, "client is closed", 3)
+  end
+  return self.handle
+end
+
+local function check_emit_args(name, payload, options)
+  if type(name) ~= "string" or name == "" then
+    error("event name must be a non-empty string, got " .. tostring(name), 4)
+  end
+  if payload ~= nil and type(payload) ~= "table" then
+    error("payload must be a table or nil, got " .. type(payload), 4)
+  end
+  if options ~= nil and type(options) ~= "table" then
+    error("emit options must be a table or nil, got " .. type(options), 4)
+  end
+  options = options or {}
+  local version = options.version or 1
+  if math.type(version) ~= "integer" and math.tointeger(version) == nil then
+    error("version must be an integer, got " .. tostring(version), 4)
+  end
+  for _, field in ipairs({ "cid", "key" }) do
+    if options[field] ~= nil and type(options[field]) ~= "string" then
+      error(field .. " must be a string or nil, got " .. type(options[field]), 4)
+    end
+  end
+  return options, math.tointeger(version)
+end
+
+--- Emits an event and waits for the server's reply.  Options: version
+-- (default 1), cid, key, timeout (seconds; default request_timeout plus
+-- time spent buffered).  Returns the published event; raises a
+-- structured error on failure.
+function Client:emit(name, payload, options)
+  local handle = check_handle(self)
+  local version
+  options, version = check_emit_args(name, payload, options)
+  local timeout = notices.to_ms(options.timeout, -1)
+  local err, event, errstr = core.hivent_emit(handle, name, payload, version,
+    options.cid, options.key, timeout)
+  if err ~= 0 then
+    errors.raise(err, errstr, 2)
+  end
+  return Event.wrap(event)
+end
+
+--- Queues an event and returns its integer id at once.  callback(err,
+-- event) runs later inside poll(), flush() or close(): err is nil and
+-- event the published event on success, else err is a structured error
+-- and event the event as sent.  Without a callback a failure is logged.
+-- Raises when the event cannot even be queued (full queue, failed state).
+function Client:emit_async(name, payload, options, callback)
+  local handle = check_handle(self)
+  if callback ~= nil and type(callback) ~= "function" then
+    error("callback must be a function or nil, got " .. type(callback), 2)
+  end
+  local version
+  options, version = check_emit_args(name, payload, options)
+  local id = self.next_id + 1
+  local err, errstr = core.hivent_emit_async(handle, name, payload, version,
+    options.cid, options.key, id)
+  if err ~= 0 then
+    errors.raise(err, errstr, 2)
+  end
+  self.next_id = id
+  if callback then
+    self.callbacks[id] = callback
+    self.pending_callbacks = self.pending_callbacks + 1
+  end
+  return id
+end
+
+function Client:_deliver(notice)
+  local id = core.hivent_notice_msg_id(notice)
+  local code = core.hivent_notice_err(notice)
+  local event_ptr = core.hivent_notice_event(notice)
+  local ok, event = true, nil
+  if event_ptr ~= nil then
+    ok, event = pcall(core.event_table, event_ptr)
+  end
+  local err = nil
+  if code ~= 0 then
+    err = errors.new(code, core.hivent_notice_errstr(notice))
+  end
+  core.hivent_notice_destroy(notice)
+  if not ok then
+    log.error(self.label, string.format("cannot convert the delivered event of emit %d: %s",
+      id, tostring(event)))
+    event = nil
+  end
+  event = Event.wrap(event)
+
+  local callback = self.callbacks[id]
+  if callback then
+    self.callbacks[id] = nil
+    self.pending_callbacks = self.pending_callbacks - 1
+    notices.call_handler(self, "delivery", callback, err, event)
+  elseif err then
+    log.error(self.label, string.format("async emit %d of %s failed: %s", id,
+      event and event.name or "an event", tostring(err)))
+  end
+end
+
+function Client:_dispatch(notice)
+  local kind = core.hivent_notice_type(notice)
+  if kind == notices.DELIVERY then
+    self:_deliver(notice)
+    return
+  end
+  local ok, err = pcall(notices.handle_common, self, notice, kind)
+  core.hivent_notice_destroy(notice)
+  if not ok then
+    log.error(self.label, "cannot handle a notice: " .. tostring(err))
+  end
+end
+
+--- Waits up to `timeout` seconds (default 0, negative = forever) for
+-- notices and handles all pending ones: delivery callbacks, state and
+-- error handlers, log lines.  Returns the number handled.
+function Client:poll(timeout)
+  local handle = check_handle(self)
+  local wait = notices.to_ms(timeout, 0)
+  local handled = 0
+  while handled < MAX_NOTICES_PER_POLL do
+    local notice = core.hivent_client_next(handle, handled == 0 and wait or 0)
+    if notice == nil then
+      break
+    end
+    handled = handled + 1
+    self:_dispatch(notice)
+  end
+  return handled
+end
+
+--- Waits up to `timeout` seconds (default 5) for outstanding asynchronous
+-- emits, running their callbacks.  Returns how many are still
+-- outstanding (0 when all completed).
+function Client:flush(timeout)
+  local handle = check_handle(self)
+  local seconds = timeout or DEFAULT_FLUSH_SECONDS
+  local deadline = core.monotonic() + seconds
+  while true do
+    local outstanding = core.hivent_client_outstanding(handle)
+    if outstanding == 0 then
+      -- Replies are in; run the callbacks still queued.
+      for _ = 1, 100 do
+        if self:poll(0) == 0 then break end
+      end
+      return 0
+    end
+    local remaining = deadline - core.monotonic()
+    if remaining <= 0 then
+      self:poll(0)
+      return core.hivent_client_outstanding(handle)
+    end
+    self:poll(math.min(remaining, 0.1))
+  end
+end
+
+--- Returns the connection state: "connecting", "connected", "backoff",
+-- "failed" or "closed".
+function Client:state()
+  if self.handle == nil then
+    return "closed"
+  end
+  return core.hivent_state_name(core.hivent_client_state(self.handle))
+end
+
+--- Returns the number of emits buffered or awaiting a reply.
+function Client:outstanding()
+  return core.hivent_client_outstanding(check_handle(self))
+end
+
+--- Returns a descriptor that is readable while notices are pending.
+function Client:fd()
+  return core.hivent_client_fd(check_handle(self))
+end
+
+--- Flushes for up to `timeout` seconds (default 5), destroys the client,
+-- and calls the callbacks of emits that never completed with
+-- HIVENT_ERR_DESTROYED.  Calling it again does nothing.
+function Client:close(timeout)
+  if self.handle == nil then
+    return
+  end
+  self:flush(timeout)
+  core.hivent_client_destroy(self.handle)
+  self.handle = nil
+  local ids = {}
+  for id in pairs(self.callbacks) do
+    ids[#ids + 1] = id
+  end
+  table.sort(ids)
+  for _, id in ipairs(ids) do
+    local callback = self.callbacks[id]
+    self.callbacks[id] = nil
+    notices.call_handler(self, "delivery", callback,
+      errors.new(errors.codes.HIVENT_ERR_DESTROYED, "client closed before the emit completed"), nil)
+  end
+  self.pending_callbacks = 0
+end
+
+return Client

@@ -1,0 +1,353 @@
+--- Consumers.
+--
+-- A consumer class declares topic (an event name or "*"), name (the
+-- service, which shares partitions among its instances), partition_count
+-- and optionally version, plus a process(event) method:
+--
+--   local Billing = hivent.Consumer:extend{
+--     topic = "invoice:paid", name = "billing", partition_count = 4,
+--   }
+--   function Billing:process(event)
+--     if not event.payload.id then return nil, "missing id" end
+--     return true
+--   end
+--   Billing:new():run{duration = 60}
+--
+-- process returns true (any value other than nil or false) to acknowledge
+-- the event, or nil/false and a reason to send it to the dead-letter
+-- queue.  An error raised inside process is logged with its traceback and
+-- dead-letters the event; the loop goes on.  Optional hooks
+-- on_processed(event) and on_failed(event, reason) run after each event.
+local core = require("hivent_core")
+local config = require("hivent.config")
+local errors = require("hivent.errors")
+local Event = require("hivent.event")
+local log = require("hivent.log")
+local notices = require("hivent.notices")
+
+local Consumer = {}
+Consumer.__index = Consumer
+
+local MAX_NOTICES_PER_POLL = 10000
+local DEFAULT_POLL_INTERVAL = 0.2
+local DEFAULT_CLOSE_SECONDS = 5
+local METAMETHODS = { "__gc", "__tostring", "__close" }
+
+--- Returns a subclass of this class; `fields` (optional) becomes the
+-- class table and may hold topic, name, partition_count, version and
+-- methods.
+function Consumer:extend(fields)
+  local class = fields or {}
+  class.__index = class
+  for _, name in ipairs(METAMETHODS) do
+    if rawget(class, name) == nil then
+      class[name] = self[name]
+    end
+  end
+  return setmetatable(class, self)
+end
+
+local function check_definition(self)
+  if type(self.topic) ~= "string" or self.topic == "" then
+    errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
+      "consumer topic must be an event name or \"*\", got " .. tostring(self.topic), 3)
+  end
+  if type(self.name) ~= "string" or self.name == "" then
+    errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
+      "consumer name (the service) must be a non-empty string, got " .. tostring(self.name), 3)
+  end
+  if math.tointeger(self.partition_count) == nil or self.partition_count < 1 then
+    errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
+      "consumer partition_count must be a positive integer, got "
+        .. tostring(self.partition_count), 3)
+  end
+  if self.version ~= nil and (math.tointeger(self.version) == nil or self.version < 1) then
+    errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
+      "consumer version must be a positive integer or nil, got " .. tostring(self.version), 3)
+  end
+  if type(self.process) ~= "function" then
+    errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
+      "consumer " .. self.name .. " has no process(event) function", 3)
+  end
+end
+
+--- Creates an instance and connects it.  `fields` may override topic,
+-- name, partition_count, version and process; the option tables hold
+-- configuration (merged over the hivent.configure settings) and
+-- on_state/on_error handlers.
+function Consumer:new(fields, ...)
+  local instance = setmetatable({}, self)
+  for key, value in pairs(fields or {}) do
+    instance[key] = value
+  end
+  check_definition(instance)
+  local consumer_options = { env = true }
+  if instance.version ~= nil then
+    consumer_options.consumer = { version = math.tointeger(instance.version) }
+  end
+  local conf = config.build(consumer_options, ...)
+  local handle, errstr = core.hivent_consumer_new(conf, instance.topic, instance.name,
+    math.tointeger(instance.partition_count))
+  if handle == nil then
+    core.hivent_conf_destroy(conf)
+    errors.raise(errors.codes.HIVENT_ERR_INVALID_VALUE, errstr, 2)
+  end
+  instance.handle = handle
+  instance.label = "consumer " .. instance.name
+  instance.processed = 0
+  instance.failed = 0
+  instance.stopping = false
+  for i = 1, select("#", ...) do
+    local options = select(i, ...)
+    if type(options) == "table" then
+      instance.on_state = options.on_state or instance.on_state
+      instance.on_error = options.on_error or instance.on_error
+    end
+  end
+  return instance
+end
+
+function Consumer:__gc()
+  if rawget(self, "handle") then
+    core.hivent_consumer_destroy(self.handle)
+    self.handle = nil
+  end
+end
+
+function Consumer:__tostring()
+  return string.format("hivent.Consumer(%s on %s, %s)", tostring(self.name),
+    tostring(self.topic), self.handle and self:state() or "closed")
+end
+
+local function check_handle(self)
+  if type(self) ~= "table" or rawget(self, "label") == nil then
+    error("expected a hivent consumer instance (call methods with a colon on an instance)", 3)
+  end
+  if self.handle == nil then
+    errors.raise(errors.codes.HIVENT_ERR_STATE, self.label .. " is closed", 3)
+  end
+  return self.handle
+end
+
+-- Returns the reason text of a failed process call.
+local function failure_reason(result, reason)
+  if reason ~= nil then
+    return tostring(reason)
+  end
+  if result == false then
+    return "process returned false"
+  end
+  return "process returned nil without a reason (return true to acknowledge)"
+end
+
+-- Runs process for one event; returns true on success, or false and a reason.
+function Consumer:_process(event)
+  local ok, result, reason = xpcall(self.process, debug.traceback, self, event)
+  if not ok then
+    local message = tostring(result)
+    log.error(self.label, string.format("process raised an error for %s (uuid %s, queue %s): %s",
+      tostring(event.name), tostring(event.meta.uuid), tostring(event.queue), message))
+    return false, (message:match("^[^\n]*"))
+  end
+  if result == nil or result == false then
+    return false, failure_reason(result, reason)
+  end
+  return true
+end
+
+function Consumer:_handle_event(notice)
+  local event_ptr = core.hivent_notice_event(notice)
+  local ok, event = pcall(core.event_table, event_ptr)
+  local success, reason
+  if ok then
+    event = Event.wrap(event)
+    success, reason = self:_process(event)
+  else
+    success, reason = false, "cannot convert the event payload: " .. tostring(event)
+    log.error(self.label, reason)
+    event = nil
+  end
+
+  local err
+  if success then
+    err = core.hivent_consumer_ack(self.handle, event_ptr)
+    self.processed = self.processed + 1
+  else
+    err = core.hivent_consumer_reject(self.handle, event_ptr, reason)
+    self.failed = self.failed + 1
+    if event then
+      log.warning(self.label, string.format("%s (uuid %s) sent to the dead-letter queue of %s: %s",
+        tostring(event.name), tostring(event.meta.uuid), tostring(event.queue), reason))
+    end
+  end
+  core.hivent_notice_destroy(notice)
+  if err ~= 0 then
+    log.warning(self.label, string.format("cannot %s the event: %s",
+      success and "acknowledge" or "reject", tostring(errors.new(err))))
+  end
+
+  if event then
+    local hook = success and self.on_processed or self.on_failed
+    if hook then
+      notices.call_handler(self, success and "on_processed" or "on_failed", hook, self, event,
+        reason)
+    end
+  end
+end
+
+function Consumer:_dispatch(notice)
+  local kind = core.hivent_notice_type(notice)
+  if kind == notices.EVENT then
+    self:_handle_event(notice)
+    return 1
+  end
+  local ok, info = pcall(notices.handle_common, self, notice, kind)
+  core.hivent_notice_destroy(notice)
+  if not ok then
+    log.error(self.label, "cannot handle a notice: " .. tostring(info))
+  elseif info and info.state == "failed" then
+    self.failed_error = info.reason
+      or errors.new(errors.codes.HIVENT_ERR_FAILED, "reconnect attempts used up")
+  end
+  return 0
+end
+
+--- Waits up to `timeout` seconds (default 0, negative = forever) for
+-- notices and handles the pending ones, processing consumed events.
+-- Returns the number of events processed (successfully or not).
+function Consumer:poll(timeout)
+  local handle = check_handle(self)
+  local wait = notices.to_ms(timeout, 0)
+  local events, handled = 0, 0
+  while handled < MAX_NOTICES_PER_POLL and not self.stopping do
+    local notice = core.hivent_consumer_next(handle, handled == 0 and wait or 0)
+    if notice == nil then
+      break
+    end
+    handled = handled + 1
+    events = events + self:_dispatch(notice)
+  end
+  return events
+end
+
+--- Processes events until stop() is called, `duration` seconds passed or
+-- `count` events were processed.  Options: duration, count,
+-- poll_interval (seconds between checks of stop and duration, default
+-- 0.2).  Returns the number of events processed, or nil and a structured
+-- HIVENT_ERR_FAILED error when the consumer gave up reconnecting.
+function Consumer:run(options)
+  check_handle(self)
+  options = options or {}
+  local interval = options.poll_interval or DEFAULT_POLL_INTERVAL
+  local deadline = options.duration and (core.monotonic() + options.duration)
+  local count = 0
+  self.stopping = false
+  while not self.stopping do
+    if self.failed_error then
+      return nil, self.failed_error
+    end
+    if options.count and count >= options.count then
+      break
+    end
+    local wait = interval
+    if deadline then
+      local remaining = deadline - core.monotonic()
+      if remaining <= 0 then
+        break
+      end
+      wait = math.min(wait, remaining)
+    end
+    count = count + self:_poll_some(wait, options.count and (options.count - count))
+  end
+  self.stopping = false
+  return count
+end
+
+-- Like poll(), but stops after `limit` events (nil = no limit).
+function Consumer:_poll_some(timeout, limit)
+  if limit == nil then
+    return self:poll(timeout)
+  end
+  local events, handled = 0, 0
+  local wait = notices.to_ms(timeout, 0)
+  while events < limit and handled < MAX_NOTICES_PER_POLL and not self.stopping do
+    local notice = core.hivent_consumer_next(self.handle, handled == 0 and wait or 0)
+    if notice == nil then
+      break
+    end
+    handled = handled + 1
+    events = events + self:_dispatch(notice)
+  end
+  return events
+end
+
+--- Makes run() return after the event being processed; callable from
+-- process, hooks and handlers.
+function Consumer:stop()
+  self.stopping = true
+end
+
+--- Returns the connection state.
+function Consumer:state()
+  if self.handle == nil then
+    return "closed"
+  end
+  return core.hivent_state_name(core.hivent_consumer_state(self.handle))
+end
+
+--- Returns a descriptor that is readable while notices are pending.
+function Consumer:fd()
+  return core.hivent_consumer_fd(check_handle(self))
+end
+
+--- Leaves the channel (waiting up to `timeout` seconds, default 5) and
+-- frees the consumer.  Unacknowledged events go to the service's other
+-- consumers.  Calling it again does nothing.
+function Consumer:close(timeout)
+  if self.handle == nil then
+    return
+  end
+  local err = core.hivent_consumer_close(self.handle, notices.to_ms(timeout, DEFAULT_CLOSE_SECONDS * 1000))
+  if err ~= 0 and err ~= errors.codes.HIVENT_ERR_TIMED_OUT then
+    log.debug(self.label, "close: " .. tostring(errors.new(err)))
+  end
+  core.hivent_consumer_destroy(self.handle)
+  self.handle = nil
+end
+
+--- Runs several consumers in one loop until `duration` seconds passed or
+-- one of them called stop().  Returns the total number of events
+-- processed.
+function Consumer.run_all(consumers, options)
+  options = options or {}
+  local interval = options.poll_interval or DEFAULT_POLL_INTERVAL
+  local deadline = options.duration and (core.monotonic() + options.duration)
+  local fds = {}
+  for i, consumer in ipairs(consumers) do
+    fds[i] = consumer:fd()
+    consumer.stopping = false
+  end
+  local total = 0
+  while true do
+    for _, consumer in ipairs(consumers) do
+      if consumer.stopping then
+        for _, other in ipairs(consumers) do other.stopping = false end
+        return total
+      end
+    end
+    local wait = interval
+    if deadline then
+      local remaining = deadline - core.monotonic()
+      if remaining <= 0 then
+        return total
+      end
+      wait = math.min(wait, remaining)
+    end
+    core.wait_fds(fds, notices.to_ms(wait, 0))
+    for _, consumer in ipairs(consumers) do
+      total = total + consumer:poll(0)
+    end
+  end
+end
+
+return Consumer
