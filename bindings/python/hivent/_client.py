@@ -1,0 +1,391 @@
+"""Producer client."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+
+from . import capi
+from ._config import build_conf, merge_options
+from ._event import Event
+from ._notices import (
+    DRAIN_MAX,
+    NOTICE_DELIVERY,
+    call_safely,
+    error_class,
+    handle_common,
+    logger,
+    make_error,
+    register,
+    unregister,
+)
+
+DeliveryCallback = Callable[[Optional[BaseException], Optional[Event]], Any]
+
+# Longest time the dispatcher thread waits in hivent_client_next(), so it
+# notices close() quickly.
+_DISPATCH_WAIT_MS = 200
+
+
+def _timeout_ms(timeout: Optional[float]) -> int:
+    """Convert a timeout in seconds (None = no limit) to the core's milliseconds (-1 = no limit)."""
+    if timeout is None:
+        return -1
+    if timeout < 0:
+        raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout!r}")
+    return min(int(timeout * 1000), 2**31 - 1)
+
+
+def _check_text(what: str, value: Optional[str]) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    if "\0" in value:
+        raise ValueError(f"{what} must not contain NUL characters: {value!r}")
+
+
+class Client:
+    """A producer connection to hiventd (or to the memory transport).
+
+    Options are the core's configuration keys, from a dict, keyword
+    arguments (nested dicts give dotted keys: ``server={"host": ...}``) and,
+    unless ``env=False``, HIVENT_* environment variables, which the dict and
+    keyword arguments override.
+
+    Delivery reports of :meth:`emit_async` are dispatched on a background
+    Python thread (``dispatch="thread"``, the default), or only inside
+    :meth:`poll`, :meth:`flush` and :meth:`close` on the calling thread
+    (``dispatch="manual"``).  Callbacks never run on a core I/O thread.
+    """
+
+    def __init__(
+        self,
+        config: Optional[Mapping[str, Any]] = None,
+        /,
+        *,
+        env: bool = True,
+        dispatch: str = "thread",
+        on_state: Optional[Callable[[str, int, int], Any]] = None,
+        on_error: Optional[Callable[[BaseException], Any]] = None,
+        **options: Any,
+    ) -> None:
+        if dispatch not in ("thread", "manual"):
+            raise ValueError(f"dispatch must be 'thread' or 'manual', not {dispatch!r}")
+        self._handle: Any = None
+        self._closed = True
+        self.options: Dict[str, Any] = merge_options(config, options)
+        conf = build_conf(self.options, env)
+        try:
+            self._handle = capi.hivent_client_new(conf)
+        except BaseException:
+            capi.hivent_conf_destroy(conf)
+            raise
+        self._closed = False
+        self._inherited = False
+        self._pid = os.getpid()
+        self._dispatch = dispatch
+        self._on_state = on_state
+        self._on_error = on_error
+        self._ids = itertools.count(1)
+        self._pending: Dict[int, Tuple[Future, Optional[DeliveryCallback]]] = {}
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self._poll_lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        register(self)
+        if dispatch == "thread":
+            self._thread = threading.Thread(
+                target=self._dispatch_loop, name=f"hivent-client-{id(self):x}", daemon=True
+            )
+            self._thread.start()
+
+    def __repr__(self) -> str:
+        status = "closed" if self._closed else self.state
+        return f"<hivent.Client {status} pending={len(self._pending)}>"
+
+    # ---- emitting ----
+
+    def emit(
+        self,
+        name: str,
+        payload: Optional[Dict[Any, Any]] = None,
+        *,
+        version: int = 1,
+        cid: Optional[str] = None,
+        key: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> Event:
+        """Emit an event, wait for the server's reply and return the published event.
+
+        ``timeout`` is in seconds; None uses the core's request_timeout.
+        Raises TimedOut, QueueFull, Failed, InvalidArg and the other
+        HiventError subclasses; TypeError or OverflowError for a payload
+        that cannot be converted.
+        """
+        self._check_usable()
+        self._check_emit_args(name, version, cid, key)
+        fields = capi.hivent_emit(self._handle, name, payload, version, cid, key,
+                                  _timeout_ms(timeout))
+        return Event.from_fields(fields)
+
+    def emit_async(
+        self,
+        name: str,
+        payload: Optional[Dict[Any, Any]] = None,
+        *,
+        version: int = 1,
+        cid: Optional[str] = None,
+        key: Optional[str] = None,
+        callback: Optional[DeliveryCallback] = None,
+    ) -> "Future[Event]":
+        """Queue an event and return a Future of the published event.
+
+        ``callback(error, event)``, when given, runs on the dispatching
+        thread once the result is known: error is None on success, else
+        the HiventError (event is then the event as sent).  An exception in
+        the callback is logged with its traceback.  Errors known at once
+        (invalid arguments, full queue, failed state) raise here.
+        """
+        self._check_usable()
+        self._check_emit_args(name, version, cid, key)
+        future: "Future[Event]" = Future()
+        future.set_running_or_notify_cancel()
+        msg_id = next(self._ids)
+        with self._lock:
+            self._pending[msg_id] = (future, callback)
+        try:
+            capi.hivent_emit_async(self._handle, name, payload, version, cid, key, msg_id)
+        except BaseException:
+            with self._lock:
+                self._pending.pop(msg_id, None)
+                self._drained.notify_all()
+            raise
+        return future
+
+    @staticmethod
+    def _check_emit_args(name: str, version: int, cid: Optional[str], key: Optional[str]) -> None:
+        _check_text("name", name)
+        _check_text("cid", cid)
+        _check_text("key", key)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise TypeError(f"version must be int, not {type(version).__name__}")
+
+    # ---- dispatching ----
+
+    def poll(self, timeout: float = 0) -> int:
+        """Dispatch pending notices, waiting up to ``timeout`` seconds for the first.
+
+        Returns the number handled.  With ``dispatch="thread"`` the
+        background thread dispatches, and this returns 0 at once.
+        """
+        self._check_usable()
+        if self._thread is not None:
+            return 0
+        return self._poll_once(_timeout_ms(timeout))
+
+    def flush(self, timeout: Optional[float] = None) -> int:
+        """Wait until every asynchronous emit has its result and its callback ran.
+
+        ``timeout`` is in seconds (None: no limit).  Returns the number of
+        emits still outstanding (0 when all completed).
+        """
+        self._check_usable()
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+        if self._thread is not None:
+            return self._wait_drained(deadline)
+        return self._flush_manual(deadline)
+
+    def _flush_manual(self, deadline: Optional[float]) -> int:
+        while True:
+            with self._lock:
+                remaining = len(self._pending)
+            if remaining == 0:
+                return 0
+            wait_ms = _DISPATCH_WAIT_MS
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return remaining
+                wait_ms = min(wait_ms, max(int(left * 1000), 1))
+            self._poll_once(wait_ms)
+
+    def _wait_drained(self, deadline: Optional[float]) -> int:
+        with self._lock:
+            while self._pending:
+                if deadline is None:
+                    self._drained.wait(_DISPATCH_WAIT_MS / 1000)
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._drained.wait(min(left, _DISPATCH_WAIT_MS / 1000))
+            return len(self._pending)
+
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._poll_once(_DISPATCH_WAIT_MS)
+            except Exception:
+                # _poll_once() handles callback errors itself, so this is a
+                # failure of the binding; keep dispatching the other notices.
+                logger.exception("hivent client dispatcher failed")
+                time.sleep(_DISPATCH_WAIT_MS / 1000)
+
+    def _poll_once(self, timeout_ms: int) -> int:
+        with self._poll_lock:
+            handled = 0
+            if self._handle is None:
+                return 0
+            notice = capi.hivent_client_next(self._handle, timeout_ms)
+            while notice is not None:
+                try:
+                    fields = capi.notice_fields(notice)
+                finally:
+                    capi.hivent_notice_destroy(notice)
+                self._handle_notice(fields)
+                handled += 1
+                if handled > DRAIN_MAX or self._handle is None:
+                    break
+                notice = capi.hivent_client_next(self._handle, 0)
+            return handled
+
+    def _handle_notice(self, fields: Tuple[Any, ...]) -> None:
+        if fields[0] != NOTICE_DELIVERY:
+            handle_common(fields, "client", self._on_state, self._on_error)
+            return
+        msg_id = fields[3]
+        with self._lock:
+            entry = self._pending.get(msg_id)
+        if entry is None:
+            logger.warning("delivery report for unknown emit id %d", msg_id)
+            return
+        future, callback = entry
+        event = Event.from_fields(fields[4]) if fields[4] is not None else None
+        if fields[1] == 0:
+            future.set_result(event)  # type: ignore[arg-type]
+            if callback is not None:
+                call_safely(callback, "delivery callback", None, event)
+        else:
+            error = make_error(fields[1], fields[2])
+            future.set_exception(error)
+            if callback is not None:
+                call_safely(callback, "delivery callback", error, event)
+        with self._lock:
+            self._pending.pop(msg_id, None)
+            if not self._pending:
+                self._drained.notify_all()
+
+    # ---- state ----
+
+    @property
+    def state(self) -> str:
+        """Connection state: connecting, connected, backoff, failed or closed."""
+        if self._closed:
+            return "closed"
+        self._check_usable()
+        return capi.hivent_state_name(capi.hivent_client_state(self._handle))
+
+    @property
+    def outstanding(self) -> int:
+        """Number of asynchronous emits whose result has not been dispatched yet."""
+        with self._lock:
+            return len(self._pending)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_usable(self) -> None:
+        if self._inherited:
+            raise error_class("HIVENT_ERR_FORKED")(
+                f"this client was created in process {self._pid} and inherited through "
+                f"fork(); create a new hivent.Client in process {os.getpid()}",
+                capi.HIVENT_ERR_FORKED,
+            )
+        if self._closed:
+            raise error_class("HIVENT_ERR_DESTROYED")(
+                "the client is closed", capi.HIVENT_ERR_DESTROYED
+            )
+
+    def _mark_inherited(self) -> None:
+        """Called in a forked child: the core handle and the dispatcher belong to the parent."""
+        if self._pid == os.getpid():
+            return
+        self._inherited = True
+        self._thread = None
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self._poll_lock = threading.RLock()
+
+    # ---- closing ----
+
+    def close(self, timeout: Optional[float] = None) -> None:
+        """Flush outstanding emits (up to ``timeout`` seconds, or the core's
+        flush_timeout when None), fail the rest and free the client.
+
+        Futures still pending then fail with Destroyed.  Closing twice does
+        nothing.  In a process that inherited the client through fork(),
+        close() only releases the Python object.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        unregister(self)
+        if self._inherited:
+            capi.hivent_client_destroy(self._handle)
+            self._handle = None
+            return
+        if self._thread is not None:
+            self._stop.set()
+            if self._thread is not threading.current_thread():
+                self._thread.join()
+            self._thread = None
+        if timeout is None:
+            timeout = self._flush_timeout()
+        # Results are dispatched here, on the closing thread: the core drops
+        # the delivery notices that hivent_client_destroy() produces, so
+        # whatever is still pending after this flush fails with Destroyed.
+        self._flush_manual(time.monotonic() + max(timeout, 0))
+        capi.hivent_client_destroy(self._handle)
+        self._handle = None
+        self._fail_pending()
+
+    def _flush_timeout(self) -> float:
+        try:
+            return float(self.options.get("flush_timeout", 5000)) / 1000
+        except (TypeError, ValueError):
+            return 5.0
+
+    def _fail_pending(self) -> None:
+        with self._lock:
+            pending = list(self._pending.items())
+            self._pending.clear()
+            self._drained.notify_all()
+        destroyed = error_class("HIVENT_ERR_DESTROYED")
+        for msg_id, (future, callback) in pending:
+            error = destroyed(f"client closed before the result of emit {msg_id} arrived; "
+                              "the event may still have been delivered",
+                              capi.HIVENT_ERR_DESTROYED)
+            future.set_exception(error)
+            if callback is not None:
+                call_safely(callback, "delivery callback", error, None)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        try:
+            self.close()
+        except Exception:
+            pass
