@@ -136,6 +136,7 @@
 %native(pack) int hv_lua_native_pack(lua_State *L);
 %native(unpack) int hv_lua_native_unpack(lua_State *L);
 %native(null_value) int hv_lua_native_null(lua_State *L);
+%native(array_meta) int hv_lua_native_array_meta(lua_State *L);
 %native(utf8_valid) int hv_lua_native_utf8_valid(lua_State *L);
 %native(monotonic) int hv_lua_native_monotonic(lua_State *L);
 %native(sleep) int hv_lua_native_sleep(lua_State *L);

@@ -21,6 +21,8 @@ if core.hivent_version_check(core.HIVENT_VERSION) ~= 0 then
     .. "(built against header version 0x%06x)", core.hivent_version_str(), core.HIVENT_VERSION))
 end
 
+local array_meta = core.array_meta()
+
 local hivent = {
   VERSION = "0.1.0",
   core_version = core.hivent_version_str(),
@@ -37,6 +39,21 @@ local hivent = {
   try = errors.try,
   run_all = Consumer.run_all,
 }
+
+--- Marks `t` (default: a new table) as an array, so that it packs as a
+-- MessagePack array even when empty.  Decoded arrays carry this mark.
+function hivent.array(t)
+  t = t or {}
+  if type(t) ~= "table" then
+    error("hivent.array expects a table or nil, got " .. type(t), 2)
+  end
+  return setmetatable(t, array_meta)
+end
+
+--- Returns true when `t` carries the array mark.
+function hivent.is_array(t)
+  return type(t) == "table" and getmetatable(t) == array_meta
+end
 
 local default_client = nil
 

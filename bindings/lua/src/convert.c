@@ -24,6 +24,29 @@
 
 #define PACKBUF_META "hivent.packbuf"
 #define EVENTGUARD_META "hivent.eventguard"
+#define ARRAY_META "hivent.array"
+
+/* Pushes the metatable that marks a table as a MessagePack array. */
+static void push_array_meta(lua_State *L)
+{
+    if (luaL_newmetatable(L, ARRAY_META)) {
+        lua_pushstring(L, ARRAY_META);
+        lua_setfield(L, -2, "__name");
+    }
+}
+
+/* Returns 1 when the table at @p index carries the array metatable. */
+static int has_array_meta(lua_State *L, int index)
+{
+    int marked;
+
+    if (!lua_getmetatable(L, index))
+        return 0;
+    luaL_getmetatable(L, ARRAY_META);
+    marked = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return marked;
+}
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
@@ -317,6 +340,9 @@ static void pack_table(pack_state *s, int index)
     lua_rawset(L, s->seen);
 
     count = table_shape(L, index, &is_array);
+    /* A marked table packs as an array when it is empty or a sequence. */
+    if (count == 0 && has_array_meta(L, index))
+        is_array = 1;
     if (count > UINT32_MAX)
         pack_error(s, "table with more than 2^32 entries");
     s->depth++;
@@ -468,6 +494,8 @@ static void unpack_array(unpack_state *u, uint64_t count)
 
     enter_container(u, count, 1);
     lua_createtable(L, count < INT_MAX ? (int)count : 0, 0);
+    push_array_meta(L);
+    lua_setmetatable(L, -2);
     for (uint64_t i = 1; i <= count; i++) {
         unpack_value(u);
         lua_rawseti(L, -2, (lua_Integer)i);
@@ -712,6 +740,13 @@ int hv_lua_native_unpack(lua_State *L)
 int hv_lua_native_null(lua_State *L)
 {
     lua_pushlightuserdata(L, NULL);
+    return 1;
+}
+
+/* array_meta() -> the metatable that marks decoded (and empty) arrays. */
+int hv_lua_native_array_meta(lua_State *L)
+{
+    push_array_meta(L);
     return 1;
 }
 

@@ -4,8 +4,11 @@
  * sleep, waiting on notice descriptors).
  *
  * Mapping, both ways:
- *   table         <-> map, or array when its keys are exactly 1..n (n > 0);
- *                     an empty table is a map
+ *   table         <-> map, or array when its keys are exactly 1..n (n > 0)
+ *                     or it is empty and carries the "hivent.array"
+ *                     metatable; other empty tables are maps.  Decoded
+ *                     arrays carry that metatable, so an empty array
+ *                     stays an array through a round trip.
  *   string        <-> str when it is valid UTF-8, else bin (both decode to
  *                     Lua strings)
  *   integer       <-> int (64-bit)
@@ -67,6 +70,7 @@ int hv_lua_native_pack(lua_State *L);
 int hv_lua_native_unpack(lua_State *L);
 int hv_lua_native_null(lua_State *L);
 int hv_lua_native_utf8_valid(lua_State *L);
+int hv_lua_native_array_meta(lua_State *L);
 int hv_lua_native_monotonic(lua_State *L);
 int hv_lua_native_sleep(lua_State *L);
 int hv_lua_native_wait_fds(lua_State *L);
