@@ -1,0 +1,482 @@
+/*
+ * Services, their partition queues, partition assignment and delivery.
+ * Runs on the network thread only.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "event.h"
+#include "hiventd.h"
+#include "log.h"
+#include "partition.h"
+
+hvd_body_t *hvd_body_new(const void *data, size_t size, int64_t version, const char *name)
+{
+    size_t name_len = strlen(name);
+    hvd_body_t *b = malloc(sizeof(*b) + size + name_len + 1);
+    if (!b)
+        return NULL;
+    b->refs = 1;
+    b->version = version;
+    b->size = size;
+    memcpy(b->data, data, size);
+    char *n = (char *)b->data + size;
+    memcpy(n, name, name_len + 1);
+    b->name = n;
+    return b;
+}
+
+hvd_body_t *hvd_body_parse(const void *data, size_t size)
+{
+    hivent_event_t *ev = NULL;
+    char err[256];
+    if (hv_event_parse(data, size, &ev, err, sizeof(err)) != HIVENT_OK || !ev)
+        return NULL;
+    hvd_body_t *b = hvd_body_new(data, size, ev->version, ev->name);
+    hivent_event_destroy(ev);
+    return b;
+}
+
+void hvd_body_release(hvd_body_t *body)
+{
+    if (body && --body->refs == 0)
+        free(body);
+}
+
+hvd_service_t *hvd_service_find(hvd_server_t *srv, const char *name)
+{
+    for (hvd_service_t *s = srv->services; s; s = s->next)
+        if (strcmp(s->name, name) == 0)
+            return s;
+    return NULL;
+}
+
+hvd_service_t *hvd_service_add(hvd_server_t *srv, const char *name, int partition_count)
+{
+    hvd_service_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->name = strdup(name);
+    s->partitions = calloc((size_t)partition_count, sizeof(*s->partitions));
+    if (!s->name || !s->partitions) {
+        free(s->name);
+        free(s->partitions);
+        free(s);
+        return NULL;
+    }
+    s->partition_count = partition_count;
+    s->next = srv->services;
+    srv->services = s;
+    srv->service_count++;
+    return s;
+}
+
+int hvd_service_subscribe(hvd_service_t *svc, const char *topic)
+{
+    for (int i = 0; i < svc->topic_count; i++)
+        if (strcmp(svc->topics[i], topic) == 0)
+            return 0;
+    char **topics = realloc(svc->topics, (size_t)(svc->topic_count + 1) * sizeof(*topics));
+    if (!topics)
+        return -1;
+    svc->topics = topics;
+    if (!(topics[svc->topic_count] = strdup(topic)))
+        return -1;
+    svc->topic_count++;
+    return 1;
+}
+
+int hvd_service_matches(const hvd_service_t *svc, const char *event_name)
+{
+    for (int i = 0; i < svc->topic_count; i++)
+        if (strcmp(svc->topics[i], "*") == 0 || strcmp(svc->topics[i], event_name) == 0)
+            return 1;
+    return 0;
+}
+
+int hvd_partition_insert(hvd_partition_t *p, int64_t seq, const char *uuid, hvd_body_t *body)
+{
+    hvd_entry_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return -1;
+    e->seq = seq;
+    snprintf(e->uuid, sizeof(e->uuid), "%s", uuid);
+    e->body = body;
+    body->refs++;
+
+    /* Walk back over waiting entries with a larger seq; entries in flight
+     * (before the cursor) are never passed. */
+    hvd_entry_t *after = p->tail;
+    if (p->cursor) {
+        while (after && after->seq > seq && after != p->cursor->prev)
+            after = after->prev;
+    }
+    e->prev = after;
+    e->next = after ? after->next : p->head;
+    if (e->next)
+        e->next->prev = e;
+    else
+        p->tail = e;
+    if (after)
+        after->next = e;
+    else
+        p->head = e;
+    if (!p->cursor || p->cursor == e->next)
+        p->cursor = e;
+    p->count++;
+    if (seq >= p->next_seq)
+        p->next_seq = seq + 1;
+    return 0;
+}
+
+hvd_entry_t *hvd_partition_find(hvd_partition_t *p, const char *uuid)
+{
+    for (hvd_entry_t *e = p->head; e; e = e->next)
+        if (strcmp(e->uuid, uuid) == 0)
+            return e;
+    return NULL;
+}
+
+void hvd_partition_remove(hvd_partition_t *p, hvd_entry_t *e)
+{
+    if (e->owner) {
+        e->owner->inflight--;
+        e->owner = NULL;
+    }
+    if (p->cursor == e)
+        p->cursor = e->next;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        p->head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        p->tail = e->prev;
+    p->count--;
+    hvd_body_release(e->body);
+    free(e);
+}
+
+void hvd_broker_complete(hvd_server_t *srv, hvd_service_t *svc, int part, int64_t seq)
+{
+    hvd_job_t *job = hvd_job_new(HVD_JOB_COMPLETE);
+    if (!job) {
+        hvd_err("out of memory: queue entry %s:%d seq %" PRId64 " stays stored and will be "
+                "delivered again after a restart", svc->name, part, seq);
+        return;
+    }
+    job->service = svc->name;
+    job->partition = part;
+    job->seq = seq;
+    hvd_committer_submit(srv->committer, job);
+}
+
+/* Puts every in-flight entry of @p back to waiting, so the next owner
+ * receives them again from the oldest one. */
+static void partition_reset(hvd_partition_t *p)
+{
+    for (hvd_entry_t *e = p->head; e && e != p->cursor; e = e->next) {
+        if (e->owner) {
+            e->owner->inflight--;
+            e->owner = NULL;
+        }
+    }
+    p->cursor = p->head;
+}
+
+static void log_assignment(hvd_service_t *svc, hvd_consumer_t *c)
+{
+    char list[512];
+    size_t n = 0;
+    list[0] = '\0';
+    for (int i = 0; i < c->owned_count && n < sizeof(list) - 16; i++)
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%d", i ? "," : "", c->owned[i]);
+    if (c->owned_count && n >= sizeof(list) - 16)
+        snprintf(list + n, sizeof(list) - n, ",...");
+    hvd_info("assign: service %s consumer %" PRId64 " (%s, conn %" PRIu64 ") owns %d of %d "
+             "partitions [%s]", svc->name, c->id, c->conn->name ? c->conn->name : "-",
+             c->conn->id, c->owned_count, svc->partition_count, list);
+}
+
+static void rebuild_owned(hvd_service_t *svc)
+{
+    for (hvd_consumer_t *c = svc->members; c; c = c->next)
+        c->owned_count = 0;
+    for (int p = 0; p < svc->partition_count; p++) {
+        hvd_consumer_t *o = svc->partitions[p].owner;
+        if (o)
+            o->owned[o->owned_count++] = p;
+    }
+    for (hvd_consumer_t *c = svc->members; c; c = c->next) {
+        if (c->rr >= c->owned_count)
+            c->rr = 0;
+    }
+}
+
+/* Recomputes owners with hv_assign_partitions (balanced and sticky) and
+ * resets the partitions that changed hands. */
+static void rebalance(hvd_service_t *svc)
+{
+    int count = svc->partition_count;
+    int64_t *owners = malloc((size_t)count * sizeof(*owners));
+    int64_t *members = malloc((size_t)(svc->member_count + 1) * sizeof(*members));
+    if (!owners || !members) {
+        hvd_err("out of memory rebalancing service %s", svc->name);
+        free(owners);
+        free(members);
+        return;
+    }
+    int n = 0;
+    for (hvd_consumer_t *c = svc->members; c; c = c->next)
+        members[n++] = c->id;
+    for (int p = 0; p < count; p++)
+        owners[p] = svc->partitions[p].owner ? svc->partitions[p].owner->id : -1;
+
+    hv_assign_partitions(owners, count, members, n);
+
+    int moved = 0;
+    for (int p = 0; p < count; p++) {
+        hvd_partition_t *part = &svc->partitions[p];
+        hvd_consumer_t *next = NULL;
+        for (hvd_consumer_t *c = svc->members; c; c = c->next)
+            if (c->id == owners[p])
+                next = c;
+        if (next != part->owner) {
+            partition_reset(part);
+            part->owner = next;
+            moved++;
+        }
+    }
+    free(owners);
+    free(members);
+
+    rebuild_owned(svc);
+    hvd_info("assign: service %s has %d consumers, %d partitions moved", svc->name,
+             svc->member_count, moved);
+    for (hvd_consumer_t *c = svc->members; c; c = c->next)
+        log_assignment(svc, c);
+    for (hvd_consumer_t *c = svc->members; c; c = c->next)
+        hvd_consumer_pump(c);
+}
+
+hvd_consumer_t *hvd_consumer_join(hvd_service_t *svc, hvd_conn_t *conn, int ack, int prefetch,
+                                  int64_t version)
+{
+    hvd_consumer_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->owned = calloc((size_t)svc->partition_count, sizeof(*c->owned));
+    if (!c->owned) {
+        free(c);
+        return NULL;
+    }
+    c->conn = conn;
+    c->service = svc;
+    c->id = ++conn->server->next_consumer_id;
+    c->ack = ack;
+    c->prefetch = prefetch;
+    c->version = version;
+
+    hvd_consumer_t **tail = &svc->members;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = c;
+    svc->member_count++;
+    rebalance(svc);
+    return c;
+}
+
+void hvd_consumer_leave(hvd_consumer_t *cons)
+{
+    if (!cons)
+        return;
+    hvd_service_t *svc = cons->service;
+    for (hvd_consumer_t **pp = &svc->members; *pp; pp = &(*pp)->next) {
+        if (*pp == cons) {
+            *pp = cons->next;
+            svc->member_count--;
+            break;
+        }
+    }
+    for (int p = 0; p < svc->partition_count; p++) {
+        if (svc->partitions[p].owner == cons) {
+            partition_reset(&svc->partitions[p]);
+            svc->partitions[p].owner = NULL;
+        }
+    }
+    hvd_info("leave: service %s consumer %" PRId64 " (conn %" PRIu64 ") left", svc->name,
+             cons->id, cons->conn->id);
+    free(cons->owned);
+    free(cons);
+    if (svc->member_count > 0)
+        rebalance(svc);
+}
+
+/* Picks the joined channel to push an event named @name on: event:NAME,
+ * else event:*, else the first event channel. */
+static const hvd_channel_t *push_channel(const hvd_conn_t *conn, const char *name)
+{
+    const hvd_channel_t *wildcard = NULL, *first = NULL;
+    for (int i = 0; i < conn->channel_count; i++) {
+        const char *t = conn->channels[i].topic;
+        if (strncmp(t, "event:", 6) != 0)
+            continue;
+        if (strcmp(t + 6, name) == 0)
+            return &conn->channels[i];
+        if (strcmp(t + 6, "*") == 0 && !wildcard)
+            wildcard = &conn->channels[i];
+        if (!first)
+            first = &conn->channels[i];
+    }
+    return wildcard ? wildcard : first;
+}
+
+/* Packs {"event": BODY, "queue": "SERVICE:PARTITION"}. */
+static int pack_received(hv_buf_t *out, const hvd_body_t *body, const char *service, int part)
+{
+    char queue[300];
+    int qlen = snprintf(queue, sizeof(queue), "%s:%d", service, part);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, hv_buf_msgpack_write);
+    if (msgpack_pack_map(&pk, 2) || msgpack_pack_str_with_body(&pk, "event", 5))
+        return -1;
+    if (hv_buf_append(out, body->data, body->size) < 0)
+        return -1;
+    if (msgpack_pack_str_with_body(&pk, "queue", 5) ||
+        msgpack_pack_str_with_body(&pk, queue, (size_t)qlen))
+        return -1;
+    return 0;
+}
+
+/* Pushes the entry at @part's cursor to @cons; returns 0 or -1. */
+static int deliver_one(hvd_consumer_t *cons, int part)
+{
+    hvd_service_t *svc = cons->service;
+    hvd_partition_t *p = &svc->partitions[part];
+    hvd_entry_t *e = p->cursor;
+    hvd_server_t *srv = cons->conn->server;
+    p->cursor = e->next;
+
+    if (cons->version != 0 && e->body->version != cons->version) {
+        svc->stats.skipped++;
+        hvd_broker_complete(srv, svc, part, e->seq);
+        hvd_partition_remove(p, e);
+        return 0;
+    }
+
+    const hvd_channel_t *ch = push_channel(cons->conn, e->body->name);
+    hv_buf_t payload = {0};
+    int rc = -1;
+    if (ch && pack_received(&payload, e->body, svc->name, part) == 0) {
+        hv_ref_t nil = {0};
+        rc = hvd_conn_send(cons->conn, ch->topic, "event:received", &nil, &ch->join_ref,
+                           payload.data, payload.len);
+    }
+    hv_buf_free(&payload);
+    if (rc < 0) {
+        p->cursor = e;
+        return -1;
+    }
+    svc->stats.delivered++;
+    if (cons->ack) {
+        e->owner = cons;
+        cons->inflight++;
+    } else {
+        hvd_broker_complete(srv, svc, part, e->seq);
+        hvd_partition_remove(p, e);
+    }
+    return 0;
+}
+
+void hvd_consumer_pump(hvd_consumer_t *cons)
+{
+    hvd_partition_t *parts = cons->service->partitions;
+    /* Bounded by the window: each round either pushes one event or stops. */
+    for (;;) {
+        if (cons->conn->closing || cons->owned_count == 0 || cons->conn->server->stopping)
+            return;
+        if (cons->ack ? cons->inflight >= cons->prefetch
+                      : cons->conn->out_count >= HVD_PUSH_WINDOW)
+            return;
+        int found = -1;
+        for (int i = 0; i < cons->owned_count; i++) {
+            int idx = (cons->rr + i) % cons->owned_count;
+            if (parts[cons->owned[idx]].cursor) {
+                found = idx;
+                break;
+            }
+        }
+        if (found < 0)
+            return;
+        cons->rr = (found + 1) % cons->owned_count;
+        if (deliver_one(cons, cons->owned[found]) < 0)
+            return;
+    }
+}
+
+void hvd_service_pump(hvd_service_t *svc)
+{
+    for (hvd_consumer_t *c = svc->members; c; c = c->next)
+        hvd_consumer_pump(c);
+}
+
+static int load_service_cb(void *ctx, const char *name, int partition_count, const char *topic)
+{
+    hvd_server_t *srv = ctx;
+    hvd_service_t *svc = hvd_service_find(srv, name);
+    if (!svc) {
+        if (partition_count < 1 || partition_count > 65536) {
+            hvd_err("store: service %s has an invalid partition_count %d; skipped", name,
+                    partition_count);
+            return 0;
+        }
+        svc = hvd_service_add(srv, name, partition_count);
+        if (!svc)
+            return -1;
+    }
+    return hvd_service_subscribe(svc, topic) < 0 ? -1 : 0;
+}
+
+static int load_pending_cb(void *ctx, const char *service, int partition, int64_t seq,
+                           const char *uuid, const void *body, size_t size)
+{
+    hvd_server_t *srv = ctx;
+    hvd_service_t *svc = hvd_service_find(srv, service);
+    if (!svc || partition < 0 || partition >= svc->partition_count) {
+        hvd_warn("store: queue entry %s:%d seq %" PRId64 " has no service or partition; "
+                 "skipped", service, partition, seq);
+        return 0;
+    }
+    hvd_body_t *b = hvd_body_parse(body, size);
+    if (!b) {
+        hvd_warn("store: event %s in queue %s:%d is not a valid event; skipped", uuid,
+                 service, partition);
+        return 0;
+    }
+    int rc = hvd_partition_insert(&svc->partitions[partition], seq, uuid, b);
+    hvd_body_release(b);
+    return rc;
+}
+
+int hvd_broker_load(hvd_server_t *srv)
+{
+    hvd_store_t *st = srv->store;
+    if (st->ops->load_services(st, load_service_cb, srv) < 0 ||
+        st->ops->load_pending(st, load_pending_cb, srv) < 0) {
+        hvd_err("store: loading failed: %s", st->ops->errmsg(st));
+        return -1;
+    }
+    for (hvd_service_t *s = srv->services; s; s = s->next) {
+        long pending = 0;
+        for (int p = 0; p < s->partition_count; p++)
+            pending += s->partitions[p].count;
+        hvd_info("store: service %s with %d partitions and %d topics, %ld events pending",
+                 s->name, s->partition_count, s->topic_count, pending);
+    }
+    return 0;
+}

@@ -1,0 +1,92 @@
+/*
+ * The store thread: takes write jobs from the network thread, commits all
+ * pending ones in one transaction (group commit), then hands them back
+ * with their results and wakes the network thread with
+ * lws_cancel_service().
+ */
+#ifndef HVD_COMMITTER_H
+#define HVD_COMMITTER_H
+
+#include <stdint.h>
+
+#include "frame.h"
+#include "store.h"
+
+struct lws_context;
+
+typedef enum hvd_job_kind {
+    HVD_JOB_EMIT,          /* store an event, queue it for each target */
+    HVD_JOB_COMPLETE,      /* remove one queue entry */
+    HVD_JOB_DEAD_LETTER,   /* dead-letter an event and remove its entry */
+    HVD_JOB_SERVICE        /* record a service and one of its topics */
+} hvd_job_kind_t;
+
+/* One queue an emitted event goes to.  @service points into a service
+ * object, which lives until shutdown. */
+typedef struct hvd_target {
+    const char *service;
+    void *service_ref;          /* the network thread's service object */
+    int partition;
+    int64_t seq;
+} hvd_target_t;
+
+typedef struct hvd_job {
+    struct hvd_job *next;
+    hvd_job_kind_t kind;
+
+    /* Where the reply goes (0: no reply). */
+    uint64_t conn_id;
+    char *topic;
+    hv_ref_t ref;
+    hv_ref_t join_ref;
+
+    char uuid[64];
+    unsigned char *body;        /* packed event, owned */
+    size_t body_size;
+    hvd_target_t *targets;      /* owned array */
+    int target_count;
+
+    const char *service;        /* COMPLETE, DEAD_LETTER, SERVICE */
+    int partition;
+    int64_t seq;                /* COMPLETE, DEAD_LETTER (-1: no queue entry) */
+    char *reason;               /* DEAD_LETTER; SERVICE: the topic */
+
+    /* Results, set by the store thread. */
+    int failed;
+    int duplicate;              /* EMIT: uuid already stored */
+    hv_buf_t existing;          /* EMIT duplicate: the stored body */
+
+    void *user;                 /* network thread data; freed by its owner */
+} hvd_job_t;
+
+typedef struct hvd_committer hvd_committer_t;
+
+/* Commit latency statistics, in microseconds. */
+typedef struct hvd_commit_stats {
+    uint64_t commits;
+    uint64_t jobs;
+    uint64_t failures;
+    double latency_sum_s;
+    uint64_t latency_buckets[8];  /* <= 1, 2, 5, 10, 25, 50, 100, 250 ms */
+} hvd_commit_stats_t;
+
+extern const double hvd_commit_bucket_bounds_s[8];
+
+hvd_committer_t *hvd_committer_start(hvd_store_t *store, int max_batch);
+/* Sets the context woken after each commit; call before submitting. */
+void hvd_committer_set_context(hvd_committer_t *c, struct lws_context *ctx);
+/* Queues @job; ownership passes to the committer until it comes back. */
+void hvd_committer_submit(hvd_committer_t *c, hvd_job_t *job);
+/* Takes every finished job, in submission order. */
+hvd_job_t *hvd_committer_take_done(hvd_committer_t *c);
+/* Jobs submitted and not yet taken back. */
+int hvd_committer_outstanding(hvd_committer_t *c);
+void hvd_committer_stats(hvd_committer_t *c, hvd_commit_stats_t *out);
+/* Commits what is queued, stops the thread and frees the committer;
+ * finished jobs not yet taken are freed. */
+void hvd_committer_stop(hvd_committer_t *c);
+
+hvd_job_t *hvd_job_new(hvd_job_kind_t kind);
+void hvd_job_free(hvd_job_t *job);
+
+#endif

@@ -1,0 +1,33 @@
+/* hiventd settings from the command line and HIVENTD_* environment variables. */
+#ifndef HVD_CONFIG_H
+#define HVD_CONFIG_H
+
+#include <stddef.h>
+
+typedef struct hvd_config {
+    char *data_dir;
+    char *listen_host;          /* "127.0.0.1", "::1", "0.0.0.0" ... */
+    int listen_port;
+    char *api_key;              /* NULL: every key is accepted */
+    char *admin_key;            /* NULL: admin requests need no key */
+    char *tls_cert;
+    char *tls_key;
+    char *ready_file;
+    int heartbeat_interval_ms;
+    int log_level;
+    size_t max_frame_size;      /* bytes of one WebSocket message on the wire */
+    size_t max_inflated_size;   /* bytes of one message after gunzip */
+    int max_connections;
+    int max_topics;             /* joined topics per connection */
+    int max_pending;            /* stored, unfinished events per partition */
+    int max_partitions;         /* largest partition_count a join may set */
+    int sync_full;              /* SQLite synchronous=FULL instead of NORMAL */
+    int max_batch;              /* jobs per store transaction */
+} hvd_config_t;
+
+/* Fills @cfg from the environment, then from @argv (options win).  Returns
+ * 0, 1 when --help was printed, or -1 after printing an error to stderr. */
+int hvd_config_load(hvd_config_t *cfg, int argc, char **argv);
+void hvd_config_free(hvd_config_t *cfg);
+
+#endif

@@ -1,0 +1,226 @@
+/*
+ * Shared state of hiventd.  Everything here belongs to the network thread
+ * (the libwebsockets service thread) except the committer, which has its
+ * own lock.
+ */
+#ifndef HVD_HIVENTD_H
+#define HVD_HIVENTD_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "buf.h"
+#include "committer.h"
+#include "config.h"
+#include "frame.h"
+#include "store.h"
+
+typedef struct hvd_server hvd_server_t;
+typedef struct hvd_conn hvd_conn_t;
+typedef struct hvd_service hvd_service_t;
+typedef struct hvd_consumer hvd_consumer_t;
+
+/* An event body shared by the queue entries of several services. */
+typedef struct hvd_body {
+    int refs;
+    int64_t version;
+    const char *name;           /* event name, stored after data */
+    size_t size;
+    unsigned char data[];
+} hvd_body_t;
+
+/* One unfinished event in a partition queue.  Entries before the
+ * partition's cursor are in flight to @owner (ack mode); entries from the
+ * cursor on wait for delivery. */
+typedef struct hvd_entry {
+    struct hvd_entry *prev, *next;
+    int64_t seq;
+    char uuid[64];
+    hvd_body_t *body;
+    hvd_consumer_t *owner;
+} hvd_entry_t;
+
+typedef struct hvd_partition {
+    hvd_entry_t *head, *tail;
+    hvd_entry_t *cursor;        /* next entry to deliver, NULL when none */
+    int count;                  /* entries in the list */
+    int reserved;               /* emits submitted, not yet committed */
+    int64_t next_seq;
+    hvd_consumer_t *owner;
+} hvd_partition_t;
+
+typedef struct hvd_service_stats {
+    uint64_t emitted;
+    uint64_t delivered;
+    uint64_t acknowledged;
+    uint64_t dead_lettered;
+    uint64_t skipped;           /* filtered out by a version filter */
+} hvd_service_stats_t;
+
+struct hvd_service {
+    hvd_service_t *next;
+    char *name;
+    int partition_count;
+    char **topics;              /* event names, or "*" */
+    int topic_count;
+    hvd_partition_t *partitions;
+    hvd_consumer_t *members;    /* live consumers, in join order */
+    int member_count;
+    hvd_service_stats_t stats;
+};
+
+/* A consumer connection's membership in its service. */
+struct hvd_consumer {
+    hvd_consumer_t *next;       /* in service->members */
+    hvd_conn_t *conn;
+    hvd_service_t *service;
+    int64_t id;
+    int ack;
+    int prefetch;
+    int64_t version;            /* 0: every version */
+    int inflight;
+    int *owned;                 /* partitions owned, ascending */
+    int owned_count;
+    int rr;                     /* round-robin position in owned */
+};
+
+/* A joined channel of a connection. */
+typedef struct hvd_channel {
+    char *topic;
+    hv_ref_t join_ref;
+} hvd_channel_t;
+
+/* One encoded frame waiting to be written, with LWS_PRE bytes of headroom. */
+typedef struct hvd_out {
+    struct hvd_out *next;
+    size_t size;
+    int binary;
+    unsigned char data[];
+} hvd_out_t;
+
+typedef enum hvd_conn_kind { HVD_CONN_PRODUCER, HVD_CONN_CONSUMER } hvd_conn_kind_t;
+
+struct hvd_conn {
+    hvd_conn_t *hash_next;
+    hvd_conn_t *all_next, *all_prev;
+    uint64_t id;
+    struct lws *wsi;
+    hvd_server_t *server;
+    hvd_conn_kind_t kind;
+    int json;                   /* vsn 2.0.0 */
+    int gzip;                   /* client asked for gzipped frames */
+    char peer[64];
+    char *client_id;            /* producer */
+    char *service;              /* consumer */
+    char *name;                 /* consumer instance */
+    hvd_channel_t *channels;
+    int channel_count;
+    hv_buf_t rx;                /* fragments of the message being received */
+    hvd_out_t *out_head, *out_tail;
+    int out_count;
+    size_t out_bytes;
+    int64_t last_rx_us;
+    int closing;
+    int close_status;
+    char close_reason[120];
+    hvd_consumer_t *consumer;
+};
+
+#define HVD_CONN_BUCKETS 4096
+
+struct hvd_server {
+    hvd_config_t *cfg;
+    hvd_store_t *store;
+    hvd_committer_t *committer;
+    struct lws_context *context;
+    struct lws_vhost *vhost;
+    int port;
+
+    hvd_conn_t *conn_buckets[HVD_CONN_BUCKETS];
+    hvd_conn_t *conns;          /* every live connection */
+    uint64_t next_conn_id;
+    int conn_count;
+
+    hvd_service_t *services;
+    int service_count;
+    int64_t next_consumer_id;
+
+    uint64_t connections_total;
+    uint64_t connections_rejected;
+    uint64_t emits_accepted;
+    uint64_t emits_duplicate;
+    uint64_t emits_rejected;
+
+    lws_sorted_usec_list_t sweep_sul;
+    volatile sig_atomic_t stopping;
+};
+
+/* ws.c: WebSocket connections. */
+int hvd_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len);
+hvd_conn_t *hvd_conn_find(hvd_server_t *srv, uint64_t id);
+/* Queues one frame to @c.  @payload is a packed MessagePack map (NULL: {}).
+ * Returns 0, or -1 when the frame could not be built or queued. */
+int hvd_conn_send(hvd_conn_t *c, const char *topic, const char *event, const hv_ref_t *ref,
+                  const hv_ref_t *join_ref, const void *payload, size_t payload_size);
+/* Sends an ok reply whose response is @response (packed; NULL: {}). */
+int hvd_conn_reply_ok(hvd_conn_t *c, const char *topic, const hv_ref_t *ref,
+                      const hv_ref_t *join_ref, const void *response, size_t response_size);
+/* Sends an error reply {"reason": REASON}. */
+int hvd_conn_reply_error(hvd_conn_t *c, const char *topic, const hv_ref_t *ref,
+                         const hv_ref_t *join_ref, const char *reason);
+/* Closes @c after its queued frames are written. */
+void hvd_conn_close(hvd_conn_t *c, int status, const char *reason);
+/* Frames a consumer may still queue without ack mode before pushes wait. */
+#define HVD_PUSH_WINDOW 64
+/* Handles jobs finished by the store thread. */
+void hvd_ws_drain_done(hvd_server_t *srv);
+/* Closes connections silent for two heartbeat intervals. */
+void hvd_ws_sweep(lws_sorted_usec_list_t *sul);
+
+/* broker.c: services, partition queues, assignment and delivery. */
+hvd_service_t *hvd_service_find(hvd_server_t *srv, const char *name);
+hvd_service_t *hvd_service_add(hvd_server_t *srv, const char *name, int partition_count);
+/* Adds @topic to the service's subscriptions; returns 1 when new. */
+int hvd_service_subscribe(hvd_service_t *svc, const char *topic);
+int hvd_service_matches(const hvd_service_t *svc, const char *event_name);
+hvd_body_t *hvd_body_new(const void *data, size_t size, int64_t version, const char *name);
+/* Parses a packed event for its version and name; NULL when invalid. */
+hvd_body_t *hvd_body_parse(const void *data, size_t size);
+void hvd_body_release(hvd_body_t *body);
+/* Inserts an entry in seq order (normally at the tail). */
+int hvd_partition_insert(hvd_partition_t *p, int64_t seq, const char *uuid, hvd_body_t *body);
+/* Loads persisted services and queues; returns 0 or -1. */
+int hvd_broker_load(hvd_server_t *srv);
+hvd_consumer_t *hvd_consumer_join(hvd_service_t *svc, hvd_conn_t *conn, int ack, int prefetch,
+                                  int64_t version);
+void hvd_consumer_leave(hvd_consumer_t *cons);
+/* Pushes queued events to @cons while its window allows. */
+void hvd_consumer_pump(hvd_consumer_t *cons);
+/* Pumps the owner of every partition of @svc that has waiting entries. */
+void hvd_service_pump(hvd_service_t *svc);
+/* Finds the entry of @uuid in @p, or NULL. */
+hvd_entry_t *hvd_partition_find(hvd_partition_t *p, const char *uuid);
+/* Removes @e from @p, releasing its owner's window slot. */
+void hvd_partition_remove(hvd_partition_t *p, hvd_entry_t *e);
+/* Submits a job that deletes the stored queue entry (seq) of @svc:@part. */
+void hvd_broker_complete(hvd_server_t *srv, hvd_service_t *svc, int part, int64_t seq);
+
+/* Copies query parameter @name of the request, URL-decoded, into @buf;
+ * returns its length, or -1 when absent or longer than @size - 1. */
+int hvd_query_param(struct lws *wsi, const char *name, char *buf, int size);
+/* Size of the per-connection user data of the one lws protocol. */
+size_t hvd_ws_session_size(void);
+
+/* http.c: plain HTTP requests; @state is the request state slot of the
+ * connection's user data. */
+int hvd_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void **state,
+                      void *in, size_t len);
+
+/* Compares two strings in time that depends only on their lengths. */
+int hvd_secret_equal(const char *given, const char *expected);
+
+#endif

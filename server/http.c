@@ -1,0 +1,531 @@
+/*
+ * Plain HTTP on the WebSocket port: GET /health, GET /metrics (Prometheus
+ * text format) and the dead-letter admin interface under /admin/dlq,
+ * guarded by the admin key as "Authorization: Bearer KEY".
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "hiventd.h"
+#include "log.h"
+
+#define DLQ_DEFAULT_LIMIT 100
+#define DLQ_MAX_LIMIT 10000
+
+typedef struct http_req {
+    char path[128];
+    int post;
+    int ready;
+    unsigned status;
+    const char *content_type;
+    hv_buf_t body;              /* LWS_PRE bytes of headroom, then the body */
+    /* Query and header values read while the headers are at hand. */
+    char service[256];
+    int has_service;
+    char partition[32];
+    int has_partition;
+    char limit[32];
+    int has_limit;
+    int authorized;
+} http_req_t;
+
+static void req_free(void **state)
+{
+    http_req_t *req = *state;
+    if (req) {
+        hv_buf_free(&req->body);
+        free(req);
+        *state = NULL;
+    }
+}
+
+static int out_puts(http_req_t *req, const char *s)
+{
+    return hv_buf_puts(&req->body, s);
+}
+
+static int out_printf(http_req_t *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int out_printf(http_req_t *req, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return -1;
+    if ((size_t)n >= sizeof(line))
+        n = sizeof(line) - 1;
+    return hv_buf_append(&req->body, line, (size_t)n);
+}
+
+/* Appends @s as a JSON string; bytes of invalid UTF-8 become '?'. */
+static void json_string(http_req_t *req, const char *s)
+{
+    int valid = hv_utf8_valid(s, strlen(s));
+    hv_buf_append(&req->body, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char)*p;
+            hv_buf_append(&req->body, esc, 2);
+        } else if (*p < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", *p);
+            hv_buf_append(&req->body, esc, 6);
+        } else if (*p >= 0x80 && !valid) {
+            hv_buf_append(&req->body, "?", 1);
+        } else {
+            hv_buf_append(&req->body, p, 1);
+        }
+    }
+    hv_buf_append(&req->body, "\"", 1);
+}
+
+/* Appends @s as a Prometheus label value. */
+static void label_value(http_req_t *req, const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        if (*p == '\\')
+            out_puts(req, "\\\\");
+        else if (*p == '"')
+            out_puts(req, "\\\"");
+        else if (*p == '\n')
+            out_puts(req, "\\n");
+        else
+            hv_buf_append(&req->body, p, 1);
+    }
+}
+
+static void respond(http_req_t *req, unsigned status, const char *content_type)
+{
+    req->status = status;
+    req->content_type = content_type;
+    req->ready = 1;
+}
+
+static void respond_error(http_req_t *req, unsigned status, const char *message)
+{
+    req->body.len = LWS_PRE;
+    out_puts(req, "{\"error\":");
+    json_string(req, message);
+    out_puts(req, "}\n");
+    respond(req, status, "application/json");
+}
+
+/* ---- /health ---- */
+
+static void count_connections(const hvd_server_t *srv, int *producers, int *consumers)
+{
+    for (const hvd_conn_t *c = srv->conns; c; c = c->all_next) {
+        if (c->kind == HVD_CONN_CONSUMER)
+            (*consumers)++;
+        else
+            (*producers)++;
+    }
+}
+
+static void health(hvd_server_t *srv, http_req_t *req)
+{
+    int producers = 0, consumers = 0;
+    count_connections(srv, &producers, &consumers);
+    out_printf(req, "{\"status\":\"ok\",\"store\":\"%s\",\"connections\":{\"producer\":%d,"
+               "\"consumer\":%d},\"store_outstanding\":%d,\"services\":[",
+               srv->store->ops->name, producers, consumers,
+               hvd_committer_outstanding(srv->committer));
+    for (hvd_service_t *s = srv->services; s; s = s->next) {
+        long pending = 0;
+        for (int p = 0; p < s->partition_count; p++)
+            pending += s->partitions[p].count;
+        out_puts(req, s == srv->services ? "{\"name\":" : ",{\"name\":");
+        json_string(req, s->name);
+        out_printf(req, ",\"partition_count\":%d,\"pending\":%ld,\"topics\":[",
+                   s->partition_count, pending);
+        for (int i = 0; i < s->topic_count; i++) {
+            if (i)
+                out_puts(req, ",");
+            json_string(req, s->topics[i]);
+        }
+        out_puts(req, "],\"consumers\":[");
+        for (hvd_consumer_t *c = s->members; c; c = c->next) {
+            out_printf(req, "%s{\"id\":%" PRId64 ",\"conn\":%" PRIu64 ",\"name\":",
+                       c == s->members ? "" : ",", c->id, c->conn->id);
+            json_string(req, c->conn->name ? c->conn->name : "");
+            out_printf(req, ",\"ack\":%s,\"inflight\":%d,\"partitions\":[",
+                       c->ack ? "true" : "false", c->inflight);
+            for (int i = 0; i < c->owned_count; i++)
+                out_printf(req, "%s%d", i ? "," : "", c->owned[i]);
+            out_puts(req, "]}");
+        }
+        out_puts(req, "]}");
+    }
+    out_puts(req, "]}\n");
+    respond(req, 200, "application/json");
+}
+
+/* ---- /metrics ---- */
+
+static void metric_head(http_req_t *req, const char *name, const char *type, const char *help)
+{
+    out_printf(req, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void service_counter(hvd_server_t *srv, http_req_t *req, const char *name,
+                            const char *help, size_t offset)
+{
+    metric_head(req, name, "counter", help);
+    for (hvd_service_t *s = srv->services; s; s = s->next) {
+        uint64_t v = *(const uint64_t *)((const char *)&s->stats + offset);
+        out_printf(req, "%s{service=\"", name);
+        label_value(req, s->name);
+        out_printf(req, "\"} %" PRIu64 "\n", v);
+    }
+}
+
+static void metrics(hvd_server_t *srv, http_req_t *req)
+{
+    int producers = 0, consumers = 0;
+    count_connections(srv, &producers, &consumers);
+    metric_head(req, "hivent_connections", "gauge", "Open WebSocket connections.");
+    out_printf(req, "hivent_connections{kind=\"producer\"} %d\n", producers);
+    out_printf(req, "hivent_connections{kind=\"consumer\"} %d\n", consumers);
+    metric_head(req, "hivent_connections_accepted_total", "counter",
+                "WebSocket connections accepted since start.");
+    out_printf(req, "hivent_connections_accepted_total %" PRIu64 "\n", srv->connections_total);
+    metric_head(req, "hivent_connections_rejected_total", "counter",
+                "Upgrades rejected for a bad API key or the connection limit.");
+    out_printf(req, "hivent_connections_rejected_total %" PRIu64 "\n",
+               srv->connections_rejected);
+    metric_head(req, "hivent_emits_total", "counter", "event:emit requests by result.");
+    out_printf(req, "hivent_emits_total{result=\"stored\"} %" PRIu64 "\n", srv->emits_accepted);
+    out_printf(req, "hivent_emits_total{result=\"duplicate\"} %" PRIu64 "\n",
+               srv->emits_duplicate);
+    out_printf(req, "hivent_emits_total{result=\"rejected\"} %" PRIu64 "\n",
+               srv->emits_rejected);
+
+    service_counter(srv, req, "hivent_events_emitted_total",
+                    "Events stored for the service's queues.",
+                    offsetof(hvd_service_stats_t, emitted));
+    service_counter(srv, req, "hivent_events_delivered_total",
+                    "event:received pushes, redeliveries included.",
+                    offsetof(hvd_service_stats_t, delivered));
+    service_counter(srv, req, "hivent_events_acknowledged_total", "event:ack requests that "
+                    "completed a pending event.", offsetof(hvd_service_stats_t, acknowledged));
+    service_counter(srv, req, "hivent_events_dead_lettered_total",
+                    "Events moved to a dead-letter queue.",
+                    offsetof(hvd_service_stats_t, dead_lettered));
+    service_counter(srv, req, "hivent_events_skipped_total",
+                    "Events completed unsent because of a consumer version filter.",
+                    offsetof(hvd_service_stats_t, skipped));
+
+    metric_head(req, "hivent_consumers", "gauge", "Live consumers per service.");
+    for (hvd_service_t *s = srv->services; s; s = s->next) {
+        out_puts(req, "hivent_consumers{service=\"");
+        label_value(req, s->name);
+        out_printf(req, "\"} %d\n", s->member_count);
+    }
+    metric_head(req, "hivent_queue_depth", "gauge",
+                "Unfinished events per partition queue, in flight included.");
+    for (hvd_service_t *s = srv->services; s; s = s->next) {
+        for (int p = 0; p < s->partition_count; p++) {
+            out_puts(req, "hivent_queue_depth{service=\"");
+            label_value(req, s->name);
+            out_printf(req, "\",partition=\"%d\"} %d\n", p, s->partitions[p].count);
+        }
+    }
+
+    hvd_commit_stats_t st;
+    hvd_committer_stats(srv->committer, &st);
+    metric_head(req, "hivent_store_commit_seconds", "histogram",
+                "Duration of store transactions (group commits).");
+    for (int i = 0; i < 8; i++)
+        out_printf(req, "hivent_store_commit_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                   hvd_commit_bucket_bounds_s[i], st.latency_buckets[i]);
+    out_printf(req, "hivent_store_commit_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", st.commits);
+    out_printf(req, "hivent_store_commit_seconds_sum %.6f\n", st.latency_sum_s);
+    out_printf(req, "hivent_store_commit_seconds_count %" PRIu64 "\n", st.commits);
+    metric_head(req, "hivent_store_requests_total", "counter", "Write requests committed.");
+    out_printf(req, "hivent_store_requests_total %" PRIu64 "\n", st.jobs);
+    metric_head(req, "hivent_store_commit_failures_total", "counter",
+                "Transactions that failed and were retried request by request.");
+    out_printf(req, "hivent_store_commit_failures_total %" PRIu64 "\n", st.failures);
+    respond(req, 200, "text/plain; version=0.0.4");
+}
+
+/* ---- /admin/dlq ---- */
+
+typedef struct dlq_ctx {
+    http_req_t *req;
+    const char *service;
+    int count;
+} dlq_ctx_t;
+
+static int dlq_row(void *ctx, int64_t id, int partition, const char *uuid, const void *body,
+                   size_t body_size, const char *reason)
+{
+    dlq_ctx_t *d = ctx;
+    char err[128];
+    char *json = hivent_msgpack_to_json(body, body_size, err, sizeof(err));
+    char queue[300];
+    snprintf(queue, sizeof(queue), "%s:%d:dead_letter", d->service, partition);
+    out_puts(d->req, d->count++ ? ",{\"queue\":" : "{\"queue\":");
+    json_string(d->req, queue);
+    out_printf(d->req, ",\"id\":%" PRId64 ",\"event\":%s,\"reason\":", id, json ? json : "null");
+    json_string(d->req, reason ? reason : "");
+    out_puts(d->req, "}");
+    if (!json)
+        hvd_warn("admin: dead letter %" PRId64 " (event %s) is not valid MessagePack: %s", id,
+                 uuid, err);
+    hivent_free(json);
+    return 0;
+}
+
+typedef struct replayed {
+    struct replayed *next;
+    int partition;
+    int64_t seq;
+    char uuid[64];
+    hvd_body_t *body;
+} replayed_t;
+
+typedef struct replay_ctx {
+    hvd_service_t *svc;
+    replayed_t *head, **tail;
+} replay_ctx_t;
+
+static int64_t replay_row(void *ctx, int partition, const char *uuid, const void *body,
+                          size_t body_size)
+{
+    replay_ctx_t *r = ctx;
+    if (partition < 0 || partition >= r->svc->partition_count || !uuid || strlen(uuid) >= 64)
+        return -1;
+    replayed_t *item = calloc(1, sizeof(*item));
+    if (!item)
+        return -1;
+    item->body = hvd_body_parse(body, body_size);
+    if (!item->body) {
+        hvd_err("admin: dead letter of event %s is not a valid event; replay aborted", uuid);
+        free(item);
+        return -1;
+    }
+    item->partition = partition;
+    item->seq = r->svc->partitions[partition].next_seq++;
+    snprintf(item->uuid, sizeof(item->uuid), "%s", uuid);
+    *r->tail = item;
+    r->tail = &item->next;
+    return item->seq;
+}
+
+static void replay(hvd_server_t *srv, http_req_t *req, hvd_service_t *svc, int partition)
+{
+    replay_ctx_t r = {svc, NULL, &r.head};
+    int64_t n = srv->store->ops->dlq_replay(srv->store, svc->name, partition, replay_row, &r);
+    for (replayed_t *item = r.head, *next; item; item = next) {
+        next = item->next;
+        if (n >= 0 && hvd_partition_insert(&svc->partitions[item->partition], item->seq,
+                                           item->uuid, item->body) < 0)
+            hvd_err("admin: out of memory queueing replayed event %s; it is delivered after "
+                    "a restart", item->uuid);
+        hvd_body_release(item->body);
+        free(item);
+    }
+    if (n < 0) {
+        hvd_err("admin: replay of %s dead letters failed: %s", svc->name,
+                srv->store->ops->errmsg(srv->store));
+        respond_error(req, 500, "replay failed; see the server log");
+        return;
+    }
+    hvd_notice("admin: replayed %" PRId64 " dead letters of service %s", n, svc->name);
+    hvd_service_pump(svc);
+    out_printf(req, "{\"replayed\":%" PRId64 "}\n", n);
+    respond(req, 200, "application/json");
+}
+
+static void admin(hvd_server_t *srv, http_req_t *req)
+{
+    if (!req->authorized) {
+        respond_error(req, 401, "missing or invalid admin key; send Authorization: Bearer KEY");
+        return;
+    }
+    int is_list = strcmp(req->path, "/admin/dlq") == 0;
+    int is_replay = strcmp(req->path, "/admin/dlq/replay") == 0;
+    int is_purge = strcmp(req->path, "/admin/dlq/purge") == 0;
+    if (!is_list && !is_replay && !is_purge) {
+        respond_error(req, 404, "unknown admin path");
+        return;
+    }
+    if (is_list == req->post) {
+        respond_error(req, 405, is_list ? "use GET" : "use POST");
+        return;
+    }
+    if (!req->has_service) {
+        respond_error(req, 400, "missing service parameter");
+        return;
+    }
+    hvd_service_t *svc = hvd_service_find(srv, req->service);
+    if (!svc) {
+        respond_error(req, 404, "unknown service");
+        return;
+    }
+    int partition = -1;
+    if (req->has_partition) {
+        char *end;
+        long p = strtol(req->partition, &end, 10);
+        if (end == req->partition || *end || p < 0 || p >= svc->partition_count) {
+            respond_error(req, 400, "partition must be an integer from 0 to partition_count - 1");
+            return;
+        }
+        partition = (int)p;
+    }
+    if (is_replay) {
+        replay(srv, req, svc, partition);
+        return;
+    }
+    if (is_purge) {
+        int64_t n = srv->store->ops->dlq_purge(srv->store, svc->name, partition);
+        if (n < 0) {
+            hvd_err("admin: purge of %s dead letters failed: %s", svc->name,
+                    srv->store->ops->errmsg(srv->store));
+            respond_error(req, 500, "purge failed; see the server log");
+            return;
+        }
+        hvd_notice("admin: purged %" PRId64 " dead letters of service %s", n, svc->name);
+        out_printf(req, "{\"purged\":%" PRId64 "}\n", n);
+        respond(req, 200, "application/json");
+        return;
+    }
+    long limit = DLQ_DEFAULT_LIMIT;
+    if (req->has_limit) {
+        char *end;
+        limit = strtol(req->limit, &end, 10);
+        if (end == req->limit || *end || limit < 1 || limit > DLQ_MAX_LIMIT) {
+            respond_error(req, 400, "limit must be an integer from 1 to 10000");
+            return;
+        }
+    }
+    dlq_ctx_t d = {req, svc->name, 0};
+    out_puts(req, "{\"events\":[");
+    if (srv->store->ops->dlq_list(srv->store, svc->name, partition, (int)limit, dlq_row, &d) < 0) {
+        hvd_err("admin: listing %s dead letters failed: %s", svc->name,
+                srv->store->ops->errmsg(srv->store));
+        respond_error(req, 500, "listing failed; see the server log");
+        return;
+    }
+    out_puts(req, "]}\n");
+    respond(req, 200, "application/json");
+}
+
+static void route(hvd_server_t *srv, http_req_t *req)
+{
+    if (strncmp(req->path, "/admin/", 7) == 0) {
+        admin(srv, req);
+        return;
+    }
+    int known = strcmp(req->path, "/health") == 0 || strcmp(req->path, "/metrics") == 0;
+    if (!known) {
+        respond_error(req, 404, "not found");
+        return;
+    }
+    if (req->post) {
+        respond_error(req, 405, "use GET");
+        return;
+    }
+    if (strcmp(req->path, "/health") == 0)
+        health(srv, req);
+    else
+        metrics(srv, req);
+}
+
+static int check_admin_key(struct lws *wsi, const hvd_server_t *srv)
+{
+    if (!srv->cfg->admin_key)
+        return 1;
+    char auth[1100];
+    if (lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
+        return 0;
+    if (strncmp(auth, "Bearer ", 7) != 0)
+        return 0;
+    return hvd_secret_equal(auth + 7, srv->cfg->admin_key);
+}
+
+static int begin_request(struct lws *wsi, void **state, const char *path)
+{
+    hvd_server_t *srv = lws_context_user(lws_get_context(wsi));
+    req_free(state);
+    http_req_t *req = calloc(1, sizeof(*req));
+    if (!req || hv_buf_reserve(&req->body, LWS_PRE + 4096) < 0) {
+        free(req);
+        return -1;
+    }
+    *state = req;
+    req->body.len = LWS_PRE;
+    snprintf(req->path, sizeof(req->path), "%s", path ? path : "");
+    req->post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    req->has_service = hvd_query_param(wsi, "service", req->service, sizeof(req->service)) > 0;
+    req->has_partition =
+        hvd_query_param(wsi, "partition", req->partition, sizeof(req->partition)) >= 0;
+    req->has_limit = hvd_query_param(wsi, "limit", req->limit, sizeof(req->limit)) >= 0;
+    req->authorized = check_admin_key(wsi, srv);
+
+    char clen[32];
+    int has_body = lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+                   atol(clen) > 0;
+    if (req->post && has_body)
+        return 0;               /* answered once the body is read */
+    route(srv, req);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int write_response(struct lws *wsi, void **state)
+{
+    http_req_t *req = *state;
+    if (!req || !req->ready)
+        return 0;
+    unsigned char headers[LWS_PRE + 512];
+    unsigned char *start = headers + LWS_PRE, *p = start, *end = headers + sizeof(headers) - 1;
+    size_t size = req->body.len - LWS_PRE;
+    if (lws_add_http_common_headers(wsi, req->status, req->content_type, size, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end)) {
+        req_free(state);
+        return -1;
+    }
+    int n = lws_write(wsi, req->body.data + LWS_PRE, size, LWS_WRITE_HTTP_FINAL);
+    req_free(state);
+    if (n < (int)size)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+int hvd_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void **state,
+                      void *in, size_t len)
+{
+    if (!state)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return begin_request(wsi, state, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (*state) {
+            route(lws_context_user(lws_get_context(wsi)), *state);
+            lws_callback_on_writable(wsi);
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return write_response(wsi, state);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        req_free(state);
+        return 0;
+    default:
+        return 0;
+    }
+}

@@ -1,0 +1,196 @@
+/* hiventd: the Hivent server.  See docs/server.md. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hiventd.h"
+#include "log.h"
+
+static hvd_server_t *signal_server;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (signal_server) {
+        signal_server->stopping = 1;
+        if (signal_server->context)
+            lws_cancel_service(signal_server->context);
+    }
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Raises the open file limit to its hard limit so that many connections fit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            hvd_warn("cannot raise the open file limit: %s", strerror(errno));
+    }
+}
+
+static int write_ready_file(const char *path, int port)
+{
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return -1;
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fprintf(f, "%d\n", port) > 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static struct lws_protocols protocols[2];
+
+static struct lws_context *create_context(hvd_server_t *srv)
+{
+    hvd_config_t *cfg = srv->cfg;
+    protocols[0].name = "hivent";
+    protocols[0].callback = hvd_ws_callback;
+    protocols[0].per_session_data_size = hvd_ws_session_size();
+    protocols[0].rx_buffer_size = 4096;
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = cfg->listen_port;
+    info.iface = cfg->listen_host;
+    if (strcmp(info.iface, "0.0.0.0") == 0 || strcmp(info.iface, "::") == 0 ||
+        strcmp(info.iface, "*") == 0)
+        info.iface = NULL;
+    info.protocols = protocols;
+    info.user = srv;
+    info.count_threads = 1;
+    info.max_http_header_data = 4096;
+    if (!strchr(cfg->listen_host, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (cfg->tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->tls_cert;
+        info.ssl_private_key_filepath = cfg->tls_key;
+    }
+    return lws_create_context(&info);
+}
+
+/* Wakes the service loop every 10 ms while shutting down, because
+ * lws_service() otherwise sleeps until the next scheduled timer. */
+static void shutdown_tick(lws_sorted_usec_list_t *sul)
+{
+    hvd_server_t *srv = lws_container_of(sul, hvd_server_t, sweep_sul);
+    lws_sul_schedule(srv->context, 0, &srv->sweep_sul, shutdown_tick, 10 * LWS_US_PER_MS);
+}
+
+/* Serves until SIGTERM or SIGINT, then lets queued commits finish and
+ * their replies go out, for at most @grace_ms. */
+static void serve(hvd_server_t *srv, int grace_ms)
+{
+    while (!srv->stopping) {
+        if (lws_service(srv->context, 0) < 0) {
+            hvd_err("service loop failed; stopping");
+            break;
+        }
+    }
+    hvd_notice("stopping: finishing %d store requests", hvd_committer_outstanding(srv->committer));
+    lws_sul_schedule(srv->context, 0, &srv->sweep_sul, shutdown_tick, 10 * LWS_US_PER_MS);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        hvd_ws_drain_done(srv);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed > grace_ms)
+            break;
+        /* After the last commit, one more short round writes its replies. */
+        if (hvd_committer_outstanding(srv->committer) == 0 && elapsed > 50)
+            break;
+        lws_service(srv->context, 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    hvd_config_t cfg;
+    int rc = hvd_config_load(&cfg, argc, argv);
+    if (rc != 0) {
+        hvd_config_free(&cfg);
+        return rc > 0 ? 0 : 2;
+    }
+    hvd_log_set_level(cfg.log_level);
+    hvd_log_route_lws();
+    raise_fd_limit();
+
+    static hvd_server_t srv;
+    srv.cfg = &cfg;
+    char err[512];
+    srv.store = hvd_store_sqlite_open(cfg.data_dir, cfg.sync_full, err, sizeof(err));
+    if (!srv.store) {
+        hvd_err("store: %s", err);
+        hvd_config_free(&cfg);
+        return 1;
+    }
+    hvd_info("store: sqlite database %s/hivent.db (WAL, synchronous=%s)", cfg.data_dir,
+             cfg.sync_full ? "FULL" : "NORMAL");
+    if (hvd_broker_load(&srv) < 0 ||
+        !(srv.committer = hvd_committer_start(srv.store, cfg.max_batch))) {
+        srv.store->ops->close(srv.store);
+        hvd_config_free(&cfg);
+        return 1;
+    }
+
+    signal_server = &srv;
+    install_signals();
+    srv.context = create_context(&srv);
+    if (!srv.context) {
+        hvd_err("cannot listen on %s:%d (see the lws messages above)", cfg.listen_host,
+                cfg.listen_port);
+        hvd_committer_stop(srv.committer);
+        srv.store->ops->close(srv.store);
+        hvd_config_free(&cfg);
+        return 1;
+    }
+    hvd_committer_set_context(srv.committer, srv.context);
+    srv.vhost = lws_get_vhost_by_name(srv.context, "default");
+    srv.port = srv.vhost ? lws_get_vhost_listen_port(srv.vhost) : cfg.listen_port;
+    hvd_notice("listening on %s%s%s:%d (%s), api key %s, admin key %s, heartbeat interval %d ms",
+               strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
+               strchr(cfg.listen_host, ':') ? "]" : "", srv.port, cfg.tls_cert ? "wss" : "ws",
+               cfg.api_key ? "required" : "not required (every key accepted)",
+               cfg.admin_key ? "required" : "not required", cfg.heartbeat_interval_ms);
+    if (cfg.heartbeat_interval_ms > 0)
+        lws_sul_schedule(srv.context, 0, &srv.sweep_sul, hvd_ws_sweep,
+                         (lws_usec_t)cfg.heartbeat_interval_ms * 1000 / 4);
+    if (cfg.ready_file && write_ready_file(cfg.ready_file, srv.port) < 0)
+        hvd_err("cannot write ready file %s: %s", cfg.ready_file, strerror(errno));
+
+    serve(&srv, 5000);
+
+    lws_context_destroy(srv.context);
+    srv.context = NULL;
+    hvd_committer_stop(srv.committer);
+    srv.store->ops->close(srv.store);
+    hvd_notice("stopped");
+    hvd_config_free(&cfg);
+    return 0;
+}
