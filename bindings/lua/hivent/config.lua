@@ -47,7 +47,11 @@ local function flatten(prefix, options, out, depth)
       "configuration tables are nested too deeply at " .. prefix, 4)
   end
   for key, value in pairs(options) do
-    if type(key) ~= "string" then
+    if type(key) ~= "string" and prefix ~= "" then
+      errors.raise(errors.codes.HIVENT_ERR_INVALID_VALUE,
+        string.format("configuration value of %s must be a string, number or boolean, got table",
+          prefix), 4)
+    elseif type(key) ~= "string" then
       errors.raise(errors.codes.HIVENT_ERR_UNKNOWN_KEY,
         string.format("configuration keys must be strings, got %s %s",
           type(key), tostring(key)), 4)

@@ -51,16 +51,15 @@ function notices.handle_common(owner, notice, kind)
   return nil
 end
 
---- Logs a state change: backoff as a warning, failed as an error.
+--- Logs a state change at debug level (the core logs the connection
+-- events themselves at info, warning and error).
 function notices.log_state(owner, info)
-  local level = 6
+  local level = 7
   local text = string.format("connection %s", info.state)
   if info.state == "backoff" then
-    level = 4
     text = string.format("connection lost or refused (attempt %d), retrying in %d ms",
       info.attempt, info.next_attempt_ms)
   elseif info.state == "failed" then
-    level = 3
     text = string.format("reconnect attempts used up after %d attempts, giving up", info.attempt)
   end
   if info.reason then

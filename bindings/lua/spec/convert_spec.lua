@@ -1,5 +1,6 @@
 -- Payload conversion between Lua values and MessagePack, without a server.
 local hivent = require("hivent")
+hivent.set_log_level(os.getenv("HIVENT_TEST_LOG_LEVEL") or "warning")
 local core = require("hivent_core")
 local compare = require("spec.helpers.compare")
 

@@ -1,0 +1,136 @@
+-- Emitting to a real hiventd.
+local hivent = require("hivent")
+hivent.set_log_level(os.getenv("HIVENT_TEST_LOG_LEVEL") or "warning")
+local server = require("spec.helpers.server")
+local compare = require("spec.helpers.compare")
+
+describe("emit", function()
+  local srv, client
+
+  setup(function()
+    srv = server.shared()
+  end)
+
+  before_each(function()
+    client = hivent.Client.new({ client_id = "lua-emit-spec", server = { port = srv.port } })
+  end)
+
+  after_each(function()
+    client:close(2)
+  end)
+
+  it("returns the published event", function()
+    local event = client:emit("lua:emitted", { id = 42, tags = { "a", "b" }, nested = { ok = true } },
+      { version = 3, cid = "corr-1", key = "order-42" })
+    assert.are.equal("lua:emitted", event.name)
+    assert.are.equal(42, event.payload.id)
+    assert.are.same({ "a", "b" }, event.payload.tags)
+    assert.is_true(event.payload.nested.ok)
+    assert.are.equal(3, event.meta.version)
+    assert.are.equal("corr-1", event.meta.cid)
+    assert.are.equal("order-42", event.meta.key)
+    assert.are.equal("lua-emit-spec", event.meta.producer)
+    assert.matches("^%x+%-%x+%-%x+%-%x+%-%x+$", event.meta.uuid)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT", event.meta.created_at)
+    assert.are.equal("connected", client:state())
+  end)
+
+  it("fills in a correlation id", function()
+    local event = client:emit("lua:no_cid", {})
+    assert.are.equal(1, event.meta.version)
+    assert.is_string(event.meta.cid)
+    assert.is_true(#event.meta.cid > 0)
+  end)
+
+  it("rejects invalid arguments", function()
+    assert.has_error(function() client:emit("", {}) end)
+    assert.has_error(function() client:emit("lua:x", "text") end)
+    assert.has_error(function() client:emit("lua:x", {}, { version = 1.5 }) end)
+    local ok, err = pcall(client.emit, client, "lua:x", {}, { version = 0 })
+    assert.is_false(ok)
+    assert.is_true(hivent.errors.is(err), tostring(err))
+  end)
+
+  it("emits asynchronously and runs callbacks on flush", function()
+    local results = {}
+    local ids = {}
+    for i = 1, 200 do
+      ids[i] = client:emit_async("lua:async", { i = i }, { key = tostring(i % 7) },
+        function(err, event)
+          results[#results + 1] = { err = err, event = event }
+        end)
+    end
+    assert.are.equal(0, client:flush(10))
+    assert.are.equal(200, #results)
+    local seen = {}
+    for _, result in ipairs(results) do
+      assert.is_nil(result.err)
+      seen[result.event.payload.i] = true
+      assert.is_string(result.event.meta.uuid)
+    end
+    for i = 1, 200 do
+      assert.is_true(seen[i], "no callback for emit " .. i)
+    end
+    assert.are.equal(200, ids[200] - ids[1] + 1)
+  end)
+
+  it("logs an error raised in a delivery callback and goes on", function()
+    local logged = {}
+    hivent.set_logger(function(level, facility, message)
+      logged[#logged + 1] = { level = level, message = message }
+    end)
+    local second = false
+    client:emit_async("lua:cb_error", {}, nil, function() error("callback exploded") end)
+    client:emit_async("lua:cb_error", {}, nil, function() second = true end)
+    local left = client:flush(10)
+    hivent.set_logger(nil)
+    assert.are.equal(0, left)
+    assert.is_true(second)
+    local found = false
+    for _, entry in ipairs(logged) do
+      if entry.message:find("callback exploded", 1, true) and entry.message:find("traceback", 1, true) then
+        found = entry.level == 3
+      end
+    end
+    assert.is_true(found, "the callback error was not logged with a traceback")
+  end)
+
+  it("emits the GitHub webhook payloads without loss", function()
+    local examples, why = compare.webhooks(hivent.null)
+    if not examples then
+      pending(why)
+      return
+    end
+    local failures = {}
+    local published = {}
+    for i, example in ipairs(examples) do
+      client:emit_async("lua:webhook", example.payload, { key = example.name }, function(err, event)
+        if err then
+          failures[#failures + 1] = example.name .. ": " .. tostring(err)
+        else
+          published[i] = event
+        end
+      end)
+    end
+    assert.are.equal(0, client:flush(30))
+    assert.are.same({}, failures)
+    for i, example in ipairs(examples) do
+      compare.assert_same(example.payload, published[i].payload, example.name)
+    end
+  end)
+
+  it("fails with a structured error when no server answers", function()
+    local dead = server.start()
+    local port = dead.port
+    dead:remove()
+    local lonely = hivent.Client.new({
+      server = { port = port }, max_reconnect_tries = 1, reconnect_backoff_time = 50,
+      request_timeout = 500, connect_timeout = 500,
+    })
+    local event, err = hivent.try(lonely.emit, lonely, "lua:nowhere", {}, { timeout = 1 })
+    assert.is_nil(event)
+    assert.is_true(hivent.errors.is(err), tostring(err))
+    assert.matches("^HIVENT_ERR_", err.name)
+    lonely:close(0)
+  end)
+end)
