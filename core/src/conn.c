@@ -7,6 +7,11 @@
  * LWS_CALLBACK_EVENT_WAIT_CANCELLED and pick the work up.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,22 +92,73 @@ static void build_path(hv_handle_t *h, char *out, size_t size)
         append_param(out, size, &o, "gzip", "1");
 }
 
-static hivent_err_t classify_error(struct lws *wsi, const char *why)
+/*
+ * Finds out why the server cannot be reached.  libwebsockets 4.1 reports
+ * every DNS or TCP failure as "Unable to connect" and closes the socket
+ * before the callback, so the resolution and one non-blocking connect are
+ * repeated here to tell a failed lookup and a refused port apart.
+ */
+static hivent_err_t probe_server(hv_handle_t *h, char *msg, size_t size)
+{
+    hivent_conf_t *c = h->conf;
+    struct addrinfo hints, *res = NULL;
+    char port[8];
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(port, sizeof port, "%d", c->port);
+    int gai = getaddrinfo(c->host, port, &hints, &res);
+    if (gai != 0) {
+        snprintf(msg, size, "could not resolve host %s: %s", c->host, gai_strerror(gai));
+        return HIVENT_ERR_RESOLVE;
+    }
+    int err = ETIMEDOUT;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        if (connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+            err = 0;
+        } else if (errno == EINPROGRESS) {
+            struct pollfd pfd = {fd, POLLOUT, 0};
+            socklen_t len = sizeof err;
+            if (poll(&pfd, 1, 1000) == 1)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        } else {
+            err = errno;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    if (err == ECONNREFUSED) {
+        snprintf(msg, size, "connection to %s:%d refused; is hiventd running and listening "
+                 "on that port?", c->host, c->port);
+        return HIVENT_ERR_REFUSED;
+    }
+    snprintf(msg, size, "could not connect to %s:%d: %s", c->host, c->port,
+             err ? strerror(err) : "connection closed during the handshake");
+    return HIVENT_ERR_CONNECTION;
+}
+
+static hivent_err_t classify_error(hv_handle_t *h, struct lws *wsi, const char *why,
+                                   char *msg, size_t size)
 {
     int status = wsi ? (int)lws_http_client_http_response(wsi) : 0;
-    if (status == 403 || (why && strstr(why, "403")))
+    if (status == 403 || strstr(why, "403")) {
+        snprintf(msg, size, "server rejected the API key (HTTP 403); check server.api_key");
         return HIVENT_ERR_AUTH;
-    if (!why)
-        return HIVENT_ERR_CONNECTION;
-    if (strstr(why, "getaddrinfo") || strstr(why, "resolv") || strstr(why, "DNS") ||
-        strstr(why, "dns"))
-        return HIVENT_ERR_RESOLVE;
-    if (strstr(why, "refused") || strstr(why, "connect failed") ||
-        strstr(why, "conn fail") || strstr(why, "ECONNREFUSED"))
-        return HIVENT_ERR_REFUSED;
+    }
     if (strstr(why, "SSL") || strstr(why, "ssl") || strstr(why, "TLS") ||
-        strstr(why, "tls") || strstr(why, "certificate") || strstr(why, "verify"))
+        strstr(why, "tls") || strstr(why, "certificate") || strstr(why, "verify")) {
+        snprintf(msg, size, "TLS handshake with %s:%d failed: %s", h->conf->host,
+                 h->conf->port, why);
         return HIVENT_ERR_TLS;
+    }
+    if (status > 0) {
+        snprintf(msg, size, "server answered the WebSocket upgrade with HTTP %d (%s)", status,
+                 why);
+        return HIVENT_ERR_CONNECTION;
+    }
+    if (strstr(why, "Unable to connect") || strstr(why, "connect"))
+        return probe_server(h, msg, size);
+    snprintf(msg, size, "%s", why);
     return HIVENT_ERR_CONNECTION;
 }
 
@@ -219,8 +275,10 @@ static void connect_now(hv_handle_t *h)
                                                        : "/consumer/websocket");
     h->connect_failed = 0;
     if (!lws_client_connect_via_info(&ci) && !h->connect_failed) {
+        char msg[512];
         h->wsi = NULL;
-        on_disconnect(h, HIVENT_ERR_CONNECTION, "could not start the connection");
+        hivent_err_t err = probe_server(h, msg, sizeof msg);
+        on_disconnect(h, err, msg);
     }
 }
 
@@ -561,10 +619,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
         const char *why = in ? (const char *)in : "connection error";
-        hivent_err_t err = classify_error(wsi, why);
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s", err == HIVENT_ERR_AUTH
-                 ? "server rejected the API key (HTTP 403)" : why);
+        char msg[512];
+        hivent_err_t err = classify_error(h, wsi, why, msg, sizeof msg);
         h->connect_failed = 1;
         on_disconnect(h, err, msg);
         break;
