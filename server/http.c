@@ -474,11 +474,10 @@ static int begin_request(struct lws *wsi, void **state, const char *path)
     req->has_limit = hvd_query_param(wsi, "limit", req->limit, sizeof(req->limit)) >= 0;
     req->authorized = check_admin_key(wsi, srv);
 
-    char clen[32];
-    int has_body = lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
-                   atol(clen) > 0;
-    if (req->post && has_body)
-        return 0;               /* answered once the body is read */
+    /* With a Content-Length (even 0) lws reports the end of the body with
+     * LWS_CALLBACK_HTTP_BODY_COMPLETION, and the request is answered then. */
+    if (req->post && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        return 0;
     route(srv, req);
     lws_callback_on_writable(wsi);
     return 0;
@@ -515,7 +514,7 @@ int hvd_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void **
     case LWS_CALLBACK_HTTP_BODY:
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (*state) {
+        if (*state && !((http_req_t *)*state)->ready) {
             route(lws_context_user(lws_get_context(wsi)), *state);
             lws_callback_on_writable(wsi);
         }

@@ -921,13 +921,24 @@ int hvd_query_param(struct lws *wsi, const char *name, char *buf, int size)
     return -1;
 }
 
+/* Answers an upgrade request with an HTTP/1.1 error response and closes.
+ * The response is written by hand because lws_return_http_status() answers
+ * HTTP/1.0 at this stage, which WebSocket clients reject as malformed. */
 static int reject_upgrade(struct lws *wsi, unsigned int status, const char *why)
 {
     char peer[64] = "";
     lws_get_peer_simple(wsi, peer, sizeof(peer));
     hvd_info("upgrade from %s rejected with HTTP %u: %s", peer, status, why);
-    lws_return_http_status(wsi, status, why);
-    return 1;
+    const char *text = status == 403 ? "Forbidden" : status == 404 ? "Not Found"
+                     : status == 503 ? "Service Unavailable" : "Bad Request";
+    unsigned char buf[LWS_PRE + 512];
+    char *start = (char *)buf + LWS_PRE;
+    int n = snprintf(start, sizeof(buf) - LWS_PRE,
+                     "HTTP/1.1 %u %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s\n", status, text, strlen(why) + 1, why);
+    if (n > 0 && (size_t)n < sizeof(buf) - LWS_PRE)
+        lws_write(wsi, (unsigned char *)start, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return -1;
 }
 
 static int confirm_upgrade(struct lws *wsi)

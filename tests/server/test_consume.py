@@ -1,0 +1,193 @@
+"""Consumer tests of hiventd: ack, prefetch, quarantine, redelivery, dead-letter admin."""
+
+import asyncio
+import json
+import unittest
+
+import hvtest
+from hvtest import Peer, ReplyError, run
+
+
+class ConsumeTest(unittest.TestCase):
+    def setUp(self):
+        self.server = hvtest.Server(admin_key="admin-key-1").start()
+
+    def tearDown(self):
+        code = self.server.stop()
+        log = self.server.read_log()
+        self.server.cleanup()
+        self.assertEqual(code, 0, log)
+        self.assertNotIn("admin-key-1", log)
+
+    def test_quarantine_and_ack(self):
+        async def body():
+            c = await Peer.consumer(self.server, "billing", topic="invoice:due",
+                                    join={"ack": True, "partition_count": 2})
+            p = await Peer.producer(self.server)
+            for i in range(4):
+                await p.emit("invoice:due", {"i": i}, key="same-key")
+            got = await c.receive_events(4)
+            self.assertEqual([f["payload"]["event"]["payload"]["i"] for f in got], [0, 1, 2, 3])
+            queue = got[0]["payload"]["queue"]
+            self.assertRegex(queue, r"^billing:[01]$")
+            await c.request(got[1]["topic"], "event:quarantine",
+                            {"event": got[1]["payload"]["event"], "queue": queue,
+                             "reason": "amount is negative"})
+            await c.request(got[2]["topic"], "event:quarantine",
+                            {"event": got[2]["payload"]["event"], "queue": queue})
+            await c.ack(got[0])
+            await c.ack(got[3])
+            await c.ack(got[3])  # a repeated ack succeeds
+            with self.assertRaises(ReplyError):
+                await c.request(got[0]["topic"], "event:ack",
+                                {"queue": "other-service:0", "uuid": "x"})
+            await p.close()
+            await c.close()
+            return got, queue
+        got, queue = run(body())
+        svc = self.server.service_health("billing")
+        self.assertEqual(svc["pending"], 0)
+
+        status, text = self.server.http("GET", "/admin/dlq", service="billing")
+        self.assertEqual(status, 401, text)
+        status, text = self.server.http("GET", "/admin/dlq", token="wrong", service="billing")
+        self.assertEqual(status, 401, text)
+        status, text = self.server.http("GET", "/admin/dlq", token="admin-key-1",
+                                        service="billing")
+        self.assertEqual(status, 200, text)
+        events = json.loads(text)["events"]
+        self.assertEqual(len(events), 2)
+        self.assertEqual(events[0]["queue"], queue + ":dead_letter")
+        self.assertEqual(events[0]["reason"], "amount is negative")
+        self.assertEqual(events[0]["event"]["payload"], {"i": 1})
+        self.assertEqual(events[1]["event"]["meta"]["uuid"],
+                         got[2]["payload"]["event"]["meta"]["uuid"])
+        self.assertIsInstance(events[0]["id"], int)
+        status, text = self.server.http("GET", "/admin/dlq", token="admin-key-1",
+                                        service="billing", limit=1)
+        self.assertEqual(len(json.loads(text)["events"]), 1)
+
+        _, metrics = self.server.http("GET", "/metrics")
+        self.assertIn('hivent_events_dead_lettered_total{service="billing"} 2', metrics)
+        self.assertIn('hivent_events_acknowledged_total{service="billing"} 2', metrics)
+        self.assertIn('hivent_events_emitted_total{service="billing"} 4', metrics)
+
+        async def replay():
+            c = await Peer.consumer(self.server, "billing", topic="invoice:due",
+                                    join={"ack": True, "partition_count": 2})
+            status, text = self.server.http("POST", "/admin/dlq/replay", token="admin-key-1",
+                                            service="billing")
+            self.assertEqual(status, 200, text)
+            self.assertEqual(json.loads(text), {"replayed": 2}, text)
+            again = await c.receive_events(2)
+            await c.request(again[0]["topic"], "event:quarantine",
+                            {"event": again[0]["payload"]["event"],
+                             "queue": again[0]["payload"]["queue"], "reason": "still bad"})
+            await c.ack(again[1])
+            await c.close()
+            return again
+        again = run(replay())
+        self.assertEqual(sorted(f["payload"]["event"]["payload"]["i"] for f in again), [1, 2])
+        status, text = self.server.http("POST", "/admin/dlq/purge", token="admin-key-1",
+                                        service="billing", partition=int(queue[-1]))
+        self.assertEqual(status, 200, text)
+        self.assertEqual(json.loads(text), {"purged": 1})
+        status, text = self.server.http("GET", "/admin/dlq", token="admin-key-1",
+                                        service="billing")
+        self.assertEqual(json.loads(text), {"events": []})
+        status, _ = self.server.http("GET", "/admin/dlq", token="admin-key-1", service="nope")
+        self.assertEqual(status, 404)
+        status, _ = self.server.http("GET", "/admin/dlq", token="admin-key-1",
+                                     service="billing", partition=9)
+        self.assertEqual(status, 400)
+
+    def test_prefetch_limits_unacked(self):
+        async def body():
+            c = await Peer.consumer(self.server, "slow", topic="job:run",
+                                    join={"ack": True, "prefetch": 3, "partition_count": 1})
+            p = await Peer.producer(self.server)
+            for i in range(10):
+                await p.emit("job:run", {"i": i})
+            first = await c.receive_events(3)
+            with self.assertRaises(asyncio.TimeoutError):
+                await c.next_push(timeout=0.5)
+            await c.ack(first[0])
+            fourth = await c.receive_events(1)
+            await p.close()
+            await c.close()
+            return first + fourth
+        got = run(body())
+        self.assertEqual([f["payload"]["event"]["payload"]["i"] for f in got], [0, 1, 2, 3])
+
+    def test_unacked_redelivered_to_next_owner(self):
+        async def body():
+            a = await Peer.consumer(self.server, "redo", topic="task:new", name="a",
+                                    join={"ack": True, "partition_count": 1})
+            p = await Peer.producer(self.server)
+            for i in range(5):
+                await p.emit("task:new", {"i": i})
+            got_a = await a.receive_events(5)
+            await a.ack(got_a[0])
+            await a.ack(got_a[1])
+            b = await Peer.consumer(self.server, "redo", topic="task:new", name="b",
+                                    join={"ack": True, "partition_count": 1})
+            with self.assertRaises(asyncio.TimeoutError):
+                await b.next_push(timeout=0.3)
+            await a.close()
+            got_b = await b.receive_events(3)
+            for f in got_b:
+                await b.ack(f)
+            await p.close()
+            await b.close()
+            return got_b
+        got_b = run(body())
+        self.assertEqual([f["payload"]["event"]["payload"]["i"] for f in got_b], [2, 3, 4])
+        self.assertEqual(self.server.service_health("redo")["pending"], 0)
+
+    def test_without_ack_done_once_pushed(self):
+        async def body():
+            a = await Peer.consumer(self.server, "noack", topic="ping", join={"partition_count": 1})
+            p = await Peer.producer(self.server)
+            for i in range(3):
+                await p.emit("ping", {"i": i})
+            got = await a.receive_events(3)
+            await a.close()
+            b = await Peer.consumer(self.server, "noack", topic="ping", join={"partition_count": 1})
+            with self.assertRaises(asyncio.TimeoutError):
+                await b.next_push(timeout=0.5)
+            await b.close()
+            await p.close()
+            return got
+        self.assertEqual(len(run(body())), 3)
+        self.assertEqual(self.server.service_health("noack")["pending"], 0)
+
+    def test_unacked_redelivered_after_restart(self):
+        async def first():
+            c = await Peer.consumer(self.server, "durable", topic="doc:saved",
+                                    join={"ack": True, "partition_count": 2})
+            p = await Peer.producer(self.server)
+            for i in range(6):
+                await p.emit("doc:saved", {"i": i}, key="k%d" % (i % 2))
+            got = await c.receive_events(6)
+            for f in got[:2]:
+                await c.ack(f)
+            await p.close()
+            await c.close()
+            return {f["payload"]["event"]["meta"]["uuid"] for f in got[2:]}
+        unacked = run(first())
+        self.assertEqual(self.server.stop(), 0)
+        self.server.start()
+
+        async def second():
+            c = await Peer.consumer(self.server, "durable", topic="doc:saved",
+                                    join={"ack": True, "partition_count": 2})
+            got = await c.receive_events(4)
+            with self.assertRaises(asyncio.TimeoutError):
+                await c.next_push(timeout=0.3)
+            await c.close()
+            return {f["payload"]["event"]["meta"]["uuid"] for f in got}
+        self.assertEqual(run(second()), unacked)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
