@@ -1,0 +1,104 @@
+-- Reconnecting after hiventd restarts, and giving up after
+-- max_reconnect_tries.
+local hivent = require("hivent")
+hivent.set_log_level(os.getenv("HIVENT_TEST_LOG_LEVEL") or "error")
+local server = require("spec.helpers.server")
+
+describe("reconnect", function()
+  local srv
+
+  before_each(function()
+    srv = server.start()
+  end)
+
+  after_each(function()
+    srv:remove()
+  end)
+
+  it("emits again after hiventd restarts", function()
+    local states = {}
+    local client = hivent.Client.new({
+      server = { port = srv.port }, max_reconnect_tries = -1,
+      reconnect_backoff_time = 100, reconnect_backoff_max = 500,
+      on_state = function(state) states[#states + 1] = state end,
+    })
+    local first = client:emit("lua:before_restart", { n = 1 })
+    assert.is_string(first.meta.uuid)
+    srv:restart()
+    local second = client:emit("lua:after_restart", { n = 2 }, { timeout = 15 })
+    assert.are.equal(2, second.payload.n)
+    client:poll(0)
+    client:close(2)
+    local went_down = false
+    for _, state in ipairs(states) do
+      if state == "backoff" or state == "connecting" then went_down = true end
+    end
+    assert.is_true(went_down, "no reconnect was reported: " .. table.concat(states, ","))
+  end)
+
+  it("keeps consuming after hiventd restarts", function()
+    local topic = server.unique("lua:restart")
+    local options = { server = { port = srv.port }, max_reconnect_tries = -1,
+      reconnect_backoff_time = 100, reconnect_backoff_max = 500 }
+    local seen = {}
+    local consumer
+    consumer = hivent.consumer({
+      topic = topic, name = server.unique("lua_restart"), partition_count = 1,
+      process = function(event)
+        seen[#seen + 1] = event.payload.n
+        if event.payload.n == 2 then
+          consumer:stop()
+        end
+        return true
+      end,
+    }, options)
+    local client = hivent.Client.new(options)
+    assert.is_truthy(server.wait_for(10, function()
+      consumer:poll(0.05)
+      return consumer:state() == "connected"
+    end))
+    client:emit(topic, { n = 1 })
+    assert.are.equal(1, consumer:run({ count = 1, duration = 10 }))
+
+    srv:restart()
+    assert.is_truthy(server.wait_for(20, function()
+      consumer:poll(0.05)
+      client:poll(0)
+      return consumer:state() == "connected"
+    end), "consumer did not reconnect")
+    client:emit(topic, { n = 2 }, { timeout = 15 })
+    consumer:run({ duration = 15 })
+    consumer:close(2)
+    client:close(2)
+    -- Delivery is at-least-once: event 1 comes again when its ack was
+    -- still in flight at the restart.
+    assert.are.equal(1, seen[1])
+    assert.are.equal(2, seen[#seen])
+    for i = 2, #seen - 1 do
+      assert.are.equal(1, seen[i])
+    end
+  end)
+
+  it("gives up after max_reconnect_tries", function()
+    local errors_seen = {}
+    local client = hivent.Client.new({
+      server = { port = srv.port }, max_reconnect_tries = 2,
+      reconnect_backoff_time = 50, reconnect_backoff_max = 100, connect_timeout = 1000,
+      on_error = function(err) errors_seen[#errors_seen + 1] = err end,
+    })
+    client:emit("lua:before_stop", {})
+    srv:stop()
+    local failed = server.wait_for(20, function()
+      client:poll(0.05)
+      return client:state() == "failed"
+    end)
+    assert.is_truthy(failed, "state is " .. client:state())
+    local event, err = hivent.try(client.emit, client, "lua:after_failure", {})
+    assert.is_nil(event)
+    assert.are.equal("HIVENT_ERR_FAILED", err.name)
+    client:poll(0)
+    assert.is_true(#errors_seen >= 1)
+    assert.is_true(hivent.errors.is(errors_seen[1]))
+    client:close(0)
+  end)
+end)
