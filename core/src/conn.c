@@ -324,7 +324,12 @@ static int on_writeable(hv_handle_t *h, struct lws *wsi)
     }
     if (!h->joined)
         return 0;
-    if (t->need_leave) {
+    /* Acks and quarantines queued before close go out ahead of phx_leave,
+     * or the server would never see them. */
+    pthread_mutex_lock(&h->lock);
+    int drained = h->pending.count == 0;
+    pthread_mutex_unlock(&h->lock);
+    if (t->need_leave && drained) {
         t->need_leave = 0;
         return write_control(h, wsi, HV_REQ_LEAVE, h->topic, "phx_leave", NULL, 0);
     }
@@ -337,8 +342,11 @@ static int on_writeable(hv_handle_t *h, struct lws *wsi)
             hv_req_append(&h->inflight, r);
         }
         pthread_mutex_unlock(&h->lock);
-        if (!r)
+        if (!r) {
+            if (t->need_leave)
+                lws_callback_on_writable(wsi);
             return 0;
+        }
         int rc = write_req(wsi, r);
         if (r->kind != HV_REQ_EMIT)
             hv_req_free(r);
