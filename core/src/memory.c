@@ -230,7 +230,16 @@ static int map_contains(const unsigned char *map, size_t map_size, const unsigne
                 return 0;
             int ints = (va.type == HV_MP_INT || va.type == HV_MP_UINT) &&
                        (vb.type == HV_MP_INT || vb.type == HV_MP_UINT);
-            if (!ints || va.i != vb.i || va.u != vb.u)
+            if (!ints)
+                return 0;
+            /* The reader fills u only for UINT values, so a signed 5 and
+             * an unsigned 5 are compared through i, which both carry; i
+             * saturates above INT64_MAX, where no signed value is equal. */
+            int huge = (va.type == HV_MP_UINT && va.u > INT64_MAX) ||
+                       (vb.type == HV_MP_UINT && vb.u > INT64_MAX);
+            int same = va.type == HV_MP_UINT && vb.type == HV_MP_UINT ? va.u == vb.u
+                                                                        : !huge && va.i == vb.i;
+            if (!same)
                 return 0;
         }
     }
