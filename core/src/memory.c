@@ -158,6 +158,7 @@ hivent_err_t hv_memory_emit(hv_handle_t *h, hv_req_t *req, hivent_event_t **publ
     }
     pthread_mutex_lock(&h->lock);
     h->outstanding++;
+    h->outstanding_bytes += (long long)req->frame_len;
     hv_post_delivery_locked(h, req, HIVENT_OK, NULL, hivent_event_dup(ev));
     pthread_mutex_unlock(&h->lock);
     return HIVENT_OK;
