@@ -164,7 +164,8 @@ class Peer:
     def __init__(self, ws):
         self.ws = ws
         self.next_ref = 0
-        self.replies = {}
+        self.replies = {}       # ref -> future, until the reply arrives
+        self.waiting = {}       # ref -> the same future, until reply() takes it
         self.pushes = asyncio.Queue()
         self.frames = []
         self.closed = asyncio.get_event_loop().create_future()
@@ -218,13 +219,17 @@ class Peer:
         """Sends one frame and returns its ref."""
         ref = self.next_ref
         self.next_ref += 1
-        self.replies[ref] = asyncio.get_event_loop().create_future()
+        fut = asyncio.get_event_loop().create_future()
+        # Replies nobody waits for (acks sent without awaiting) may fail on close.
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.replies[ref] = fut
+        self.waiting[ref] = fut
         await self.ws.send(pack_frame(topic, event, payload, ref))
         return ref
 
     async def reply(self, ref, timeout=10.0):
         """Returns the reply frame of @ref."""
-        return await asyncio.wait_for(self.replies[ref], timeout)
+        return await asyncio.wait_for(self.waiting.pop(ref), timeout)
 
     async def request(self, topic, event, payload, timeout=10.0):
         """Sends a frame and returns the ok response, raising ReplyError on an error reply."""

@@ -1,0 +1,155 @@
+"""Limits and heartbeats: the offending client gets a clear error, the others carry on."""
+
+import asyncio
+import gzip
+import time
+import unittest
+
+import msgpack
+import websockets
+
+import hvtest
+from hvtest import Peer, ReplyError, run
+
+
+class LimitsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = hvtest.Server(args=[
+            "--max-frame-size", "4096", "--max-inflated-size", "8192",
+            "--max-connections", "8", "--max-topics", "2", "--max-pending", "5",
+            "--heartbeat-interval", "400"]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.server.stop()
+        log = cls.server.read_log()
+        cls.server.cleanup()
+        assert code == 0, log
+
+    async def beating(self, peer, seconds):
+        """Sends heartbeats every 150 ms for @seconds and checks each reply."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await peer.request("phoenix", "heartbeat", {})
+            await asyncio.sleep(0.15)
+
+    def test_frame_too_large_closes_only_sender(self):
+        async def body():
+            good = await Peer.producer(self.server)
+            bad = await Peer.producer(self.server)
+            frame = msgpack.packb({"topic": "ingress:all", "event": "event:emit",
+                                   "payload": {"name": "x", "payload": {"b": bytes(range(256)) * 20},
+                                               "meta": {"version": 1}}, "ref": 1})
+            self.assertGreater(len(frame), 4096)
+            await bad.ws.send(frame)
+            code, reason = await asyncio.wait_for(bad.closed, 5)
+            resp = await good.emit("still:fine", {})
+            await good.close()
+            return code, reason, resp
+        code, reason, resp = run(body())
+        self.assertEqual(code, 1009)
+        self.assertIn("maximum frame size of 4096 bytes", reason)
+        self.assertEqual(resp["name"], "still:fine")
+
+    def test_inflated_too_large_closes(self):
+        async def body():
+            bad = await Peer.producer(self.server)
+            packed = msgpack.packb({"topic": "ingress:all", "event": "event:emit",
+                                    "payload": {"name": "x", "payload": {"z": "0" * 50000},
+                                                "meta": {"version": 1}}, "ref": 1})
+            zipped = gzip.compress(packed)
+            self.assertLess(len(zipped), 4096)
+            await bad.ws.send(zipped)
+            return await asyncio.wait_for(bad.closed, 5)
+        code, reason = run(body())
+        self.assertEqual(code, 1009)
+        self.assertIn("inflated size exceeds", reason)
+
+    def test_garbage_frame_closes_with_reason(self):
+        async def body():
+            bad = await Peer.producer(self.server)
+            await bad.ws.send(b"\x93\x01\x02\x03")
+            return await asyncio.wait_for(bad.closed, 5)
+        code, reason = run(body())
+        self.assertEqual(code, 1007)
+        self.assertIn("invalid frame", reason)
+
+    def test_text_frame_on_vsn1_closes(self):
+        async def body():
+            bad = await Peer.producer(self.server)
+            await bad.ws.send('["1","1","phoenix","heartbeat",{}]')
+            return await asyncio.wait_for(bad.closed, 5)
+        code, reason = run(body())
+        self.assertEqual(code, 1003)
+        self.assertIn("binary", reason)
+
+    def test_connection_limit_rejects_upgrade(self):
+        async def body():
+            peers = []
+            status = None
+            for _ in range(12):
+                try:
+                    peers.append(await Peer.connect(self.server, "/producer/websocket"))
+                except websockets.InvalidStatusCode as e:
+                    status = e.status_code
+                    break
+            count = len(peers)
+            for p in peers:
+                await p.close()
+            return count, status
+        count, status = run(body())
+        self.assertLessEqual(count, 8)
+        self.assertEqual(status, 503)
+
+    def test_topic_limit(self):
+        async def body():
+            c = await Peer.connect(self.server, "/consumer/websocket", service="topics-svc")
+            await c.request("event:a", "phx_join", {"partition_count": 1})
+            await c.request("event:b", "phx_join", {"partition_count": 1})
+            with self.assertRaises(ReplyError) as ctx:
+                await c.request("event:c", "phx_join", {"partition_count": 1})
+            await c.close()
+            return ctx.exception.response["reason"]
+        self.assertIn("joined topic limit of 2", run(body()))
+
+    def test_pending_limit_per_partition(self):
+        async def body():
+            c = await Peer.consumer(self.server, "full-svc", topic="fill:up",
+                                    join={"partition_count": 1, "ack": True})
+            await c.close()
+            p = await Peer.producer(self.server)
+            for i in range(5):
+                await p.emit("fill:up", {"i": i})
+            with self.assertRaises(ReplyError) as ctx:
+                await p.emit("fill:up", {"i": 5})
+            other = await p.emit("unrelated:event", {})
+            await p.close()
+            return ctx.exception.response["reason"], other
+        reason, other = run(body())
+        self.assertIn("full-svc:0", reason)
+        self.assertIn("pending", reason)
+        self.assertEqual(other["name"], "unrelated:event")
+
+    def test_silent_socket_closed_after_two_intervals(self):
+        async def body():
+            silent = await Peer.connect(self.server, "/producer/websocket")
+            alive = await Peer.connect(self.server, "/producer/websocket")
+            start = time.monotonic()
+            beat = asyncio.ensure_future(self.beating(alive, 1.6))
+            code, reason = await asyncio.wait_for(silent.closed, 5)
+            elapsed = time.monotonic() - start
+            await beat
+            resp = await alive.request("phoenix", "heartbeat", {})
+            await alive.close()
+            return code, reason, elapsed, resp
+        code, reason, elapsed, resp = run(body())
+        self.assertEqual(code, 1008)
+        self.assertIn("no message for 800 ms", reason)
+        self.assertGreaterEqual(elapsed, 0.7)
+        self.assertLess(elapsed, 2.0)
+        self.assertEqual(resp, {})
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
