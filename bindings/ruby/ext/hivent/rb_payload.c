@@ -1,0 +1,451 @@
+/* Conversion between Ruby objects and MessagePack bytes. */
+#include "rb_payload.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <msgpack.h>
+#include <ruby/encoding.h>
+
+#include "hivent/hivent.h"
+#include "rb_glue.h"
+
+/* Longest field path kept for error messages; deeper paths end in "...". */
+#define HV_RB_PATH_MAX 240
+
+static VALUE hv_rb_cExt = Qnil;
+
+void hv_rb_payload_init(VALUE module)
+{
+    hv_rb_cExt = rb_struct_define_under(module, "Ext", "type", "data", NULL);
+    rb_gc_register_mark_object(hv_rb_cExt);
+}
+
+/* ------------------------------------------------------------------ */
+/* Packing                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct hv_rb_packer {
+    msgpack_packer pk;
+    VALUE out;                       /* ASCII-8BIT String being filled */
+    char path[HV_RB_PATH_MAX + 4];   /* room for "..." and the NUL */
+    size_t path_len;
+    int depth;
+} hv_rb_packer_t;
+
+static void pack_value(hv_rb_packer_t *p, VALUE obj);
+
+static int append_bytes(void *data, const char *buf, size_t len)
+{
+    rb_str_buf_cat(*(VALUE *)data, buf, (long)len);
+    return 0;
+}
+
+/* Appends formatted text to the path and returns the previous length for
+ * path_pop().  A path longer than HV_RB_PATH_MAX ends in "...". */
+static size_t path_push(hv_rb_packer_t *p, const char *fmt, ...)
+{
+    size_t old = p->path_len;
+    size_t room = HV_RB_PATH_MAX - p->path_len;
+    va_list ap;
+    int n;
+
+    if (old >= HV_RB_PATH_MAX)
+        return old;
+    va_start(ap, fmt);
+    n = vsnprintf(p->path + old, room + 1, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n > room) {
+        memcpy(p->path + HV_RB_PATH_MAX, "...", 4);
+        p->path_len = HV_RB_PATH_MAX;
+    } else {
+        p->path_len += (size_t)n;
+    }
+    return old;
+}
+
+static void path_pop(hv_rb_packer_t *p, size_t old)
+{
+    p->path_len = old;
+    p->path[old] = '\0';
+}
+
+static const char *class_name(VALUE obj)
+{
+    return rb_obj_classname(obj);
+}
+
+/* Returns @str as a String whose bytes are valid UTF-8, or raises. */
+static VALUE utf8_string(hv_rb_packer_t *p, VALUE str)
+{
+    rb_encoding *utf8 = rb_utf8_encoding();
+    rb_encoding *enc = rb_enc_get(str);
+
+    if (enc != utf8 && enc != rb_usascii_encoding() && !rb_enc_str_asciionly_p(str)) {
+        VALUE converted = rb_str_conv_enc(str, enc, utf8);
+        if (converted == str || rb_enc_get(converted) != utf8)
+            rb_raise(rb_eArgError, "%s: string in %s cannot be converted to UTF-8",
+                     p->path, rb_enc_name(enc));
+        str = converted;
+    }
+    if (rb_enc_str_coderange(str) == ENC_CODERANGE_BROKEN)
+        rb_raise(rb_eArgError,
+                 "%s: string is not valid %s (use String#b for binary data)",
+                 p->path, rb_enc_name(rb_enc_get(str)));
+    return str;
+}
+
+static void pack_string(hv_rb_packer_t *p, VALUE str)
+{
+    if (rb_enc_get(str) == rb_ascii8bit_encoding()) {
+        msgpack_pack_bin(&p->pk, (size_t)RSTRING_LEN(str));
+        msgpack_pack_bin_body(&p->pk, RSTRING_PTR(str), (size_t)RSTRING_LEN(str));
+        return;
+    }
+    str = utf8_string(p, str);
+    msgpack_pack_str(&p->pk, (size_t)RSTRING_LEN(str));
+    msgpack_pack_str_body(&p->pk, RSTRING_PTR(str), (size_t)RSTRING_LEN(str));
+    RB_GC_GUARD(str);
+}
+
+/* Packs an Integer of any size that fits int64_t or uint64_t. */
+static void pack_integer(hv_rb_packer_t *p, VALUE num)
+{
+    uint64_t magnitude = 0;
+    int sign;
+
+    if (FIXNUM_P(num)) {
+        msgpack_pack_int64(&p->pk, (int64_t)FIX2LONG(num));
+        return;
+    }
+    sign = rb_integer_pack(num, &magnitude, 1, sizeof magnitude, 0,
+                           INTEGER_PACK_LSWORD_FIRST | INTEGER_PACK_NATIVE_BYTE_ORDER);
+    if (sign == 0 || sign == 1) {
+        msgpack_pack_uint64(&p->pk, magnitude);
+        return;
+    }
+    if (sign == -1 && magnitude <= (uint64_t)INT64_MAX + 1) {
+        /* -magnitude computed in unsigned arithmetic, exact down to INT64_MIN */
+        msgpack_pack_int64(&p->pk, (int64_t)(0 - magnitude));
+        return;
+    }
+    rb_raise(rb_eRangeError,
+             "%s: integer %" PRIsVALUE " is outside the 64-bit range "
+             "(-2**63 to 2**64-1)", p->path, num);
+}
+
+static int pack_pair(VALUE key, VALUE value, VALUE arg)
+{
+    hv_rb_packer_t *p = (hv_rb_packer_t *)arg;
+    size_t old;
+
+    if (SYMBOL_P(key))
+        key = rb_sym2str(key);
+    if (!RB_TYPE_P(key, T_STRING))
+        rb_raise(rb_eTypeError, "%s: map key of class %s is not a String or Symbol",
+                 p->path, class_name(key));
+    key = utf8_string(p, key);
+    msgpack_pack_str(&p->pk, (size_t)RSTRING_LEN(key));
+    msgpack_pack_str_body(&p->pk, RSTRING_PTR(key), (size_t)RSTRING_LEN(key));
+
+    old = path_push(p, ".%.*s", (int)RSTRING_LEN(key), RSTRING_PTR(key));
+    pack_value(p, value);
+    path_pop(p, old);
+    return ST_CONTINUE;
+}
+
+static void pack_hash(hv_rb_packer_t *p, VALUE hash)
+{
+    long size = RHASH_SIZE(hash);
+
+    if ((unsigned long)size > UINT32_MAX)
+        rb_raise(rb_eArgError, "%s: hash has more than 2**32-1 entries", p->path);
+    msgpack_pack_map(&p->pk, (size_t)size);
+    rb_hash_foreach(hash, pack_pair, (VALUE)p);
+}
+
+static void pack_array(hv_rb_packer_t *p, VALUE ary)
+{
+    long len = RARRAY_LEN(ary);
+
+    if ((unsigned long)len > UINT32_MAX)
+        rb_raise(rb_eArgError, "%s: array has more than 2**32-1 elements", p->path);
+    msgpack_pack_array(&p->pk, (size_t)len);
+    for (long i = 0; i < len; i++) {
+        size_t old = path_push(p, "[%ld]", i);
+        pack_value(p, rb_ary_entry(ary, i));
+        path_pop(p, old);
+    }
+}
+
+static void pack_ext(hv_rb_packer_t *p, VALUE ext)
+{
+    VALUE type = rb_struct_aref(ext, INT2FIX(0));
+    VALUE data = rb_struct_aref(ext, INT2FIX(1));
+    long code;
+
+    if (!RB_INTEGER_TYPE_P(type) || !RB_TYPE_P(data, T_STRING))
+        rb_raise(rb_eTypeError, "%s: Hivent::Ext needs an Integer type and a String data",
+                 p->path);
+    code = NUM2LONG(type);
+    if (code < -128 || code > 127)
+        rb_raise(rb_eRangeError, "%s: extension type %ld is outside -128..127",
+                 p->path, code);
+    msgpack_pack_ext(&p->pk, (size_t)RSTRING_LEN(data), (int8_t)code);
+    msgpack_pack_ext_body(&p->pk, RSTRING_PTR(data), (size_t)RSTRING_LEN(data));
+}
+
+static void pack_value(hv_rb_packer_t *p, VALUE obj)
+{
+    if (p->depth >= HV_RB_MAX_DEPTH)
+        rb_raise(rb_eArgError, "%s: nesting is deeper than %d levels "
+                 "(or the value contains itself)", p->path, HV_RB_MAX_DEPTH);
+    p->depth++;
+    switch (rb_type(obj)) {
+    case T_NIL:    msgpack_pack_nil(&p->pk); break;
+    case T_TRUE:   msgpack_pack_true(&p->pk); break;
+    case T_FALSE:  msgpack_pack_false(&p->pk); break;
+    case T_FIXNUM:
+    case T_BIGNUM: pack_integer(p, obj); break;
+    case T_FLOAT:  msgpack_pack_double(&p->pk, RFLOAT_VALUE(obj)); break;
+    case T_STRING: pack_string(p, obj); break;
+    case T_SYMBOL: pack_string(p, rb_sym2str(obj)); break;
+    case T_HASH:   pack_hash(p, obj); break;
+    case T_ARRAY:  pack_array(p, obj); break;
+    default:
+        if (hv_rb_cExt != Qnil && rb_obj_is_kind_of(obj, hv_rb_cExt)) {
+            pack_ext(p, obj);
+            break;
+        }
+        rb_raise(rb_eTypeError,
+                 "%s: cannot convert %s to MessagePack (expected Hash, Array, "
+                 "String, Symbol, Integer, Float, true, false or nil)",
+                 p->path, class_name(obj));
+    }
+    p->depth--;
+}
+
+static void packer_init(hv_rb_packer_t *p, const char *root)
+{
+    memset(p, 0, sizeof *p);
+    p->out = rb_str_buf_new(128);
+    rb_enc_associate(p->out, rb_ascii8bit_encoding());
+    msgpack_packer_init(&p->pk, &p->out, append_bytes);
+    path_push(p, "%s", root ? root : "value");
+}
+
+VALUE hv_rb_pack_value(VALUE obj, const char *root)
+{
+    hv_rb_packer_t p;
+
+    packer_init(&p, root);
+    pack_value(&p, obj);
+    return p.out;
+}
+
+VALUE hv_rb_pack_map(VALUE obj, const char *root)
+{
+    hv_rb_packer_t p;
+
+    packer_init(&p, root);
+    if (NIL_P(obj)) {
+        msgpack_pack_map(&p.pk, 0);
+        return p.out;
+    }
+    if (!RB_TYPE_P(obj, T_HASH))
+        rb_raise(rb_eTypeError, "%s: expected a Hash, got %s", p.path, class_name(obj));
+    pack_value(&p, obj);
+    return p.out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Unpacking                                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct hv_rb_reader {
+    const unsigned char *data;
+    size_t size;
+    size_t pos;
+    int depth;
+} hv_rb_reader_t;
+
+static VALUE read_value(hv_rb_reader_t *r);
+
+NORETURN(static void malformed(const hv_rb_reader_t *r, const char *what));
+static void malformed(const hv_rb_reader_t *r, const char *what)
+{
+    char msg[160];
+
+    snprintf(msg, sizeof msg, "malformed MessagePack at byte %zu of %zu: %s",
+             r->pos, r->size, what);
+    hv_rb_raise(HIVENT_ERR_PAYLOAD, msg);
+}
+
+static const unsigned char *take(hv_rb_reader_t *r, size_t n)
+{
+    const unsigned char *at;
+
+    if (n > r->size - r->pos)
+        malformed(r, "value runs past the end of the data");
+    at = r->data + r->pos;
+    r->pos += n;
+    return at;
+}
+
+static uint64_t read_be(hv_rb_reader_t *r, size_t n)
+{
+    const unsigned char *b = take(r, n);
+    uint64_t v = 0;
+
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+static int64_t read_signed(hv_rb_reader_t *r, size_t n)
+{
+    uint64_t v = read_be(r, n);
+    unsigned bits = (unsigned)(n * 8);
+
+    if (bits < 64 && (v & ((uint64_t)1 << (bits - 1))))
+        v |= ~(uint64_t)0 << bits;
+    return (int64_t)v;
+}
+
+static VALUE read_bytes(hv_rb_reader_t *r, size_t n, int utf8)
+{
+    const char *b = (const char *)take(r, n);
+
+    return utf8 ? rb_utf8_str_new(b, (long)n) : rb_str_new(b, (long)n);
+}
+
+static VALUE read_array(hv_rb_reader_t *r, size_t n)
+{
+    VALUE ary;
+
+    /* Every element takes at least one byte, which bounds hostile counts. */
+    if (n > r->size - r->pos)
+        malformed(r, "array count exceeds the remaining bytes");
+    ary = rb_ary_new_capa((long)n);
+    for (size_t i = 0; i < n; i++)
+        rb_ary_push(ary, read_value(r));
+    return ary;
+}
+
+static VALUE read_map(hv_rb_reader_t *r, size_t n)
+{
+    VALUE hash;
+
+    if (n > (r->size - r->pos) / 2)
+        malformed(r, "map count exceeds the remaining bytes");
+    hash = rb_hash_new();
+    for (size_t i = 0; i < n; i++) {
+        VALUE key = read_value(r);
+        rb_hash_aset(hash, key, read_value(r));
+    }
+    return hash;
+}
+
+static VALUE read_ext(hv_rb_reader_t *r, size_t n)
+{
+    int8_t type = (int8_t)read_be(r, 1);
+    VALUE data = read_bytes(r, n, 0);
+
+    return rb_struct_new(hv_rb_cExt, INT2FIX(type), data);
+}
+
+static VALUE read_float(hv_rb_reader_t *r, int wide)
+{
+    uint64_t bits = read_be(r, wide ? 8 : 4);
+
+    if (wide) {
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        return DBL2NUM(d);
+    } else {
+        uint32_t narrow = (uint32_t)bits;
+        float f;
+        memcpy(&f, &narrow, sizeof f);
+        return DBL2NUM((double)f);
+    }
+}
+
+/* Decodes one value whose first byte is @b in 0xc0..0xdf. */
+static VALUE read_tagged(hv_rb_reader_t *r, unsigned char b)
+{
+    switch (b) {
+    case 0xc0: return Qnil;
+    case 0xc2: return Qfalse;
+    case 0xc3: return Qtrue;
+    case 0xc4: return read_bytes(r, read_be(r, 1), 0);
+    case 0xc5: return read_bytes(r, read_be(r, 2), 0);
+    case 0xc6: return read_bytes(r, read_be(r, 4), 0);
+    case 0xc7: return read_ext(r, read_be(r, 1));
+    case 0xc8: return read_ext(r, read_be(r, 2));
+    case 0xc9: return read_ext(r, read_be(r, 4));
+    case 0xca: return read_float(r, 0);
+    case 0xcb: return read_float(r, 1);
+    case 0xcc: return ULL2NUM(read_be(r, 1));
+    case 0xcd: return ULL2NUM(read_be(r, 2));
+    case 0xce: return ULL2NUM(read_be(r, 4));
+    case 0xcf: return ULL2NUM(read_be(r, 8));
+    case 0xd0: return LL2NUM(read_signed(r, 1));
+    case 0xd1: return LL2NUM(read_signed(r, 2));
+    case 0xd2: return LL2NUM(read_signed(r, 4));
+    case 0xd3: return LL2NUM(read_signed(r, 8));
+    case 0xd4: return read_ext(r, 1);
+    case 0xd5: return read_ext(r, 2);
+    case 0xd6: return read_ext(r, 4);
+    case 0xd7: return read_ext(r, 8);
+    case 0xd8: return read_ext(r, 16);
+    case 0xd9: return read_bytes(r, read_be(r, 1), 1);
+    case 0xda: return read_bytes(r, read_be(r, 2), 1);
+    case 0xdb: return read_bytes(r, read_be(r, 4), 1);
+    case 0xdc: return read_array(r, read_be(r, 2));
+    case 0xdd: return read_array(r, read_be(r, 4));
+    case 0xde: return read_map(r, read_be(r, 2));
+    case 0xdf: return read_map(r, read_be(r, 4));
+    default:   malformed(r, "byte 0xc1 is never used");
+    }
+}
+
+static VALUE read_value(hv_rb_reader_t *r)
+{
+    unsigned char b;
+    VALUE v;
+
+    if (r->depth >= HV_RB_MAX_DEPTH)
+        malformed(r, "nesting is too deep");
+    r->depth++;
+    b = *take(r, 1);
+    if (b <= 0x7f)
+        v = INT2FIX(b);
+    else if (b <= 0x8f)
+        v = read_map(r, b & 0x0f);
+    else if (b <= 0x9f)
+        v = read_array(r, b & 0x0f);
+    else if (b <= 0xbf)
+        v = read_bytes(r, b & 0x1f, 1);
+    else if (b >= 0xe0)
+        v = INT2FIX((int)(int8_t)b);
+    else
+        v = read_tagged(r, b);
+    r->depth--;
+    return v;
+}
+
+VALUE hv_rb_unpack(const void *data, size_t size)
+{
+    hv_rb_reader_t r = { data, size, 0, 0 };
+    VALUE v;
+
+    if (!data || size == 0) {
+        r.size = 0;
+        malformed(&r, "no data");
+    }
+    v = read_value(&r);
+    if (r.pos != r.size)
+        malformed(&r, "trailing bytes after the value");
+    return v;
+}

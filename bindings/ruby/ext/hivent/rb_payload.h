@@ -1,0 +1,41 @@
+/*
+ * Conversion between Ruby objects and MessagePack bytes.
+ *
+ * Packing accepts Hash (String or Symbol keys), Array, String (UTF-8 or
+ * US-ASCII as str, ASCII-8BIT as bin, other encodings converted to UTF-8),
+ * Symbol (as str), Integer in the signed and unsigned 64-bit range, Float,
+ * true, false, nil and Hivent::Ext.  Unpacking returns the same types, with
+ * string map keys and UTF-8 or ASCII-8BIT strings.
+ */
+#ifndef HV_RB_PAYLOAD_H
+#define HV_RB_PAYLOAD_H
+
+#include <ruby.h>
+#include <stddef.h>
+
+/* Nesting deeper than this is rejected in both directions; it also stops
+ * self-referencing arrays and hashes. */
+#define HV_RB_MAX_DEPTH 64
+
+/* Defines Hivent::Ext, the holder for MessagePack extension values. */
+void hv_rb_payload_init(VALUE module);
+
+/*
+ * Packs @obj, which must be a Hash (nil packs as an empty map), into a new
+ * ASCII-8BIT String.  Raises TypeError, ArgumentError or RangeError whose
+ * message starts with the path of the field at fault, rooted at @root
+ * (such as "payload.user.ids[2]").
+ */
+VALUE hv_rb_pack_map(VALUE obj, const char *root);
+
+/* Packs any convertible value, not only a Hash, as hv_rb_pack_map(). */
+VALUE hv_rb_pack_value(VALUE obj, const char *root);
+
+/*
+ * Decodes exactly one MessagePack value of @size bytes.  Raises
+ * Hivent::PayloadError on truncated or malformed input, trailing bytes or
+ * nesting deeper than HV_RB_MAX_DEPTH.
+ */
+VALUE hv_rb_unpack(const void *data, size_t size);
+
+#endif

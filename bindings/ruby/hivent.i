@@ -1,0 +1,114 @@
+/*
+ * Ruby interface to libhivent: Hivent::Native, a module of functions that
+ * lib/hivent/*.rb turns into classes.
+ *
+ * The core ABI keeps its names (Hivent::Native.hivent_emit_async, ...).
+ * Helpers from ext/hivent/rb_glue.h replace the calls that block or that
+ * return raw buffers, under names without the hivent_ prefix
+ * (Hivent::Native.client_next, event_fields, ...).
+ *
+ * Typemaps:
+ *  - const char *: String or nil; a NUL byte raises ArgumentError.
+ *  - (char *errstr, size_t errstr_size): filled by the core and raised as
+ *    a Hivent::Error subclass when the call fails.
+ *  - (const void *payload, size_t payload_size) and the memory subset
+ *    pairs: a Hash packed to MessagePack by rb_payload.c.
+ *  - hivent_err_t results raise unless the call reports through errstr.
+ *  - void *msg_opaque: an Integer id, read back by hivent_notice_msg_id().
+ */
+%module "hivent::native"
+
+%{
+#include <stdint.h>
+#include "rb_glue.h"
+#include "rb_payload.h"
+%}
+
+%init %{
+    hv_rb_payload_init(rb_define_module("Hivent"));
+%}
+
+/* ---- strings ---------------------------------------------------- */
+
+%typemap(in) const char * {
+    $1 = NIL_P($input) ? NULL : StringValueCStr($input);
+}
+%typemap(freearg) const char * "";
+
+/* ---- error buffers ---------------------------------------------- */
+
+%typemap(in, numinputs=0) (char *errstr, size_t errstr_size) (char temp[512]) {
+    temp[0] = '\0';
+    $1 = temp;
+    $2 = sizeof temp;
+}
+%typemap(argout) (char *errstr, size_t errstr_size) {
+    int status = HV_RB_STATUS(result);
+    if (status != HIVENT_OK)
+        hv_rb_raise(status, $1);
+}
+
+/* ---- error results ---------------------------------------------- */
+
+/* By default a failed call raises with the core's description. */
+%typemap(out) hivent_err_t {
+    if ($1 != HIVENT_OK)
+        hv_rb_raise((int)$1, NULL);
+    $result = Qtrue;
+}
+/* These report a sentence through errstr; the argout typemap raises. */
+%typemap(out) hivent_err_t hivent_conf_set,
+              hivent_err_t hivent_conf_load_env,
+              hivent_err_t hivent_emit_async "$result = Qtrue;";
+/* These return an error code as data. */
+%typemap(out) hivent_err_t hivent_notice_err,
+              hivent_err_t hivent_version_check "$result = INT2NUM((int)$1);";
+
+/* ---- payloads --------------------------------------------------- */
+
+%define HV_RB_PAYLOAD_TYPEMAP(PTR, SIZE, ROOT)
+%typemap(in) (const void *PTR, size_t SIZE) (VALUE packed) {
+    packed = NIL_P($input) ? Qnil : hv_rb_pack_map($input, ROOT);
+    $1 = NIL_P(packed) ? NULL : (void *)RSTRING_PTR(packed);
+    $2 = NIL_P(packed) ? 0 : (size_t)RSTRING_LEN(packed);
+}
+/* Keeps the packed String alive, and its bytes in place, for the call. */
+%typemap(freearg) (const void *PTR, size_t SIZE) "RB_GC_GUARD(packed$argnum);";
+%enddef
+
+HV_RB_PAYLOAD_TYPEMAP(payload, payload_size, "payload")
+HV_RB_PAYLOAD_TYPEMAP(payload_subset, payload_subset_size, "payload")
+HV_RB_PAYLOAD_TYPEMAP(meta_subset, meta_subset_size, "meta")
+
+%typemap(in) void *msg_opaque {
+    $1 = (void *)(uintptr_t)NUM2ULL($input);
+}
+
+/* ---- ownership -------------------------------------------------- */
+
+%newobject hivent_event_to_json;
+%typemap(newfree) char * "hivent_free($1);";
+
+/* ---- calls replaced by rb_glue.h helpers ------------------------ */
+
+/* They block with the GVL held or hand out raw buffers. */
+%ignore hivent_client_next;
+%ignore hivent_consumer_next;
+%ignore hivent_client_flush;
+%ignore hivent_client_destroy;
+%ignore hivent_consumer_close;
+%ignore hivent_consumer_destroy;
+%ignore hivent_emit;
+%ignore hivent_event_payload;
+%ignore hivent_event_msgpack;
+%ignore hivent_conf_get;
+%ignore hivent_free;
+/* Ruby has its own JSON library; payloads convert straight to and from
+ * MessagePack. */
+%ignore hivent_json_to_msgpack;
+%ignore hivent_msgpack_to_json;
+
+%rename("%(strip:[hv_rb_])s") "";
+
+%include "../swig/hivent_common.i"
+%include "rb_glue.h"

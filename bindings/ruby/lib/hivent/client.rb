@@ -1,0 +1,349 @@
+# frozen_string_literal: true
+
+module Hivent
+  # A producer: one libhivent client with its own connection and I/O
+  # thread.  Every method is safe to call from any Ruby thread.  Delivery
+  # callbacks run on the thread that polls: the one inside #poll, #flush,
+  # #close or a synchronous #emit.  Only one thread polls at a time; the
+  # others wait for their results, taking over polling when it is free.
+  #
+  # A client inherited across Process.fork fails with Hivent::ForkedError;
+  # create a new one in the child.
+  class Client
+    include Notices
+
+    # Longest wait, in seconds, between checks of other threads' state.
+    SLICE = 0.2
+    # Notices dispatched per poll before control returns to the caller.
+    DRAIN_LIMIT = 10_000
+    # Asynchronous emits between two dispatches of ready delivery reports.
+    DISPATCH_EVERY = 64
+
+    attr_reader :config, :last_error
+
+    # Creates the client and starts connecting in the background; a server
+    # that is down is not an error here.  +config+ defaults to
+    # Hivent.config.  Raises Hivent::ConfigurationError for invalid settings.
+    def initialize(config = Hivent.config)
+      @config = config
+      @lock = Mutex.new
+      @changed = ConditionVariable.new
+      @pending = {}
+      @next_id = 0
+      @emits_since_dispatch = 0
+      @polling = false
+      @pid = Process.pid
+      @handle = create_handle
+      @finalizer_state = [@handle]
+      ObjectSpace.define_finalizer(self, self.class.finalizer(@finalizer_state))
+    end
+
+    # Returns a finalizer that destroys the handle of a client never closed.
+    def self.finalizer(state)
+      proc do
+        handle = state[0]
+        state[0] = nil
+        Native.client_destroy(handle) if handle
+      end
+    end
+
+    def logger
+      config.logger
+    end
+
+    # Emits an event and waits for the server's reply; returns the
+    # published Event with meta.uuid, meta.cid and meta.created_at filled
+    # in.  +payload+ is a Hash (nil is an empty one).  Raises TypeError or
+    # ArgumentError for payload values that cannot be converted, naming the
+    # field, and a Hivent::Error when the emit fails.
+    def emit(name, payload = {}, version:, cid: nil, key: nil, timeout: nil)
+      emit_async(name, payload, version: version, cid: cid, key: key).value(timeout)
+    end
+
+    # Queues an event and returns a Hivent::Delivery at once.  The block, if
+    # given, runs with (event, error) when the delivery report is
+    # dispatched.  An error raised here (invalid argument, full queue,
+    # failed state) means no report will come.
+    def emit_async(name, payload = {}, version:, cid: nil, key: nil, &block)
+      args = [text_arg(name, "name"), payload, integer_arg(version, "version"),
+              text_arg(cid, "cid"), text_arg(key, "key")]
+      delivery = @lock.synchronize do
+        # Holding the lock keeps #close from destroying the handle during the call.
+        native = handle
+        pending = Delivery.new(self, @next_id + 1, block)
+        Native.hivent_emit_async(native, *args, pending.id)
+        @next_id = pending.id
+        @pending[pending.id] = pending
+      end
+      dispatch_ready
+      delivery
+    end
+
+    # Waits up to +timeout+ seconds (nil: no limit) for delivery reports and
+    # dispatches them; returns how many notices were handled.  Returns 0
+    # when another thread is polling.
+    def poll(timeout = 0)
+      check_fork!
+      return 0 unless acquire_polling
+
+      begin
+        pump(timeout)
+      ensure
+        release_polling
+      end
+    end
+
+    # Waits up to +timeout+ seconds for every outstanding emit of this
+    # client, dispatching delivery callbacks; returns how many are still
+    # outstanding (0 when all completed).
+    def flush(timeout = 5)
+      check_fork!
+      deadline = monotonic_now + timeout
+      loop do
+        left = outstanding
+        return left if left.zero?
+
+        remaining = deadline - monotonic_now
+        return left if remaining <= 0
+
+        poll_or_wait([remaining, SLICE].min) { outstanding.zero? }
+      end
+    end
+
+    # Returns the number of emits whose delivery report was not dispatched yet.
+    def outstanding
+      @lock.synchronize { @pending.size }
+    end
+
+    # Returns the connection state: :connecting, :connected, :backoff, :failed or :closed.
+    def state
+      @lock.synchronize do
+        return :closed unless @handle
+
+        Native.hivent_state_name(Native.hivent_client_state(@handle)).to_sym
+      end
+    end
+
+    def closed?
+      @handle.nil?
+    end
+
+    # Flushes for up to +timeout+ seconds (default: the flush_timeout
+    # setting), then destroys the client.  Emits still outstanding then fail
+    # with Hivent::DestroyedError.  Safe to call more than once.
+    def close(timeout = nil)
+      return if @handle.nil?
+
+      if Process.pid == @pid
+        flush(timeout || @flush_timeout)
+        # Log lines still queued would go to stderr once the handle is gone.
+        poll(0)
+      end
+      destroy_handle
+      fail_pending(Error.build(Native::HIVENT_ERR_DESTROYED, "client closed before the delivery report"))
+      nil
+    end
+
+    # Waits until +delivery+ completes, polling when no other thread does.
+    # Delivery#value calls it.
+    def wait_for(delivery, timeout)
+      deadline = timeout && monotonic_now + timeout
+      until delivery.done?
+        check_fork!
+        remaining = deadline && deadline - monotonic_now
+        raise timeout_error(delivery, timeout) if remaining && remaining <= 0
+
+        poll_or_wait([remaining || SLICE, SLICE].min) { delivery.done? }
+      end
+      delivery
+    end
+
+    def inspect
+      "#<Hivent::Client state=#{state} outstanding=#{outstanding}>"
+    end
+
+    private
+
+    def create_handle
+      conf = config.to_native
+      begin
+        @flush_timeout = Native.conf_get(conf, "flush_timeout").to_i / 1000.0
+        Native.hivent_client_new(conf)
+      rescue Exception # rubocop:disable Lint/RescueException
+        Native.hivent_conf_destroy(conf)
+        raise
+      end
+    end
+
+    def handle
+      @handle || raise(Error.build(Native::HIVENT_ERR_DESTROYED, "client is closed"))
+    end
+
+    # Raises Hivent::ForkedError in a forked child before any wait starts;
+    # libhivent rejects the inherited handle the same way.
+    def check_fork!
+      handle
+      return if Process.pid == @pid
+
+      raise Error.build(Native::HIVENT_ERR_FORKED,
+                        "client was created in process #{@pid} and inherited by fork; create a new client")
+    end
+
+    def text_arg(value, what)
+      case value
+      when nil, String then value
+      when Symbol then value.to_s
+      else raise TypeError, "#{what} must be a String, got #{value.class}"
+      end
+    end
+
+    def integer_arg(value, what)
+      raise TypeError, "#{what} must be an Integer, got #{value.inspect}" unless value.is_a?(Integer)
+
+      value
+    end
+
+    # Dispatches ready delivery reports now and then, so callbacks of
+    # asynchronous emits run without an explicit poll.
+    def dispatch_ready
+      @emits_since_dispatch += 1
+      return if @emits_since_dispatch < DISPATCH_EVERY
+
+      @emits_since_dispatch = 0
+      poll(0)
+    end
+
+    def acquire_polling
+      @lock.synchronize do
+        return false if @polling
+
+        @polling = true
+      end
+    end
+
+    def release_polling
+      @lock.synchronize do
+        @polling = false
+        @changed.broadcast
+      end
+    end
+
+    # Polls for up to +seconds+ when no other thread polls; otherwise waits
+    # as long for the poller to report progress.  The block says whether
+    # the caller's condition already holds.
+    def poll_or_wait(seconds, &done)
+      if acquire_polling
+        begin
+          pump(seconds)
+        ensure
+          release_polling
+        end
+      else
+        @lock.synchronize { @changed.wait(@lock, seconds) unless done.call || !@polling }
+      end
+    end
+
+    # Takes notices for up to +seconds+ and dispatches them.  Runs only
+    # while this thread holds the polling role.
+    def pump(seconds)
+      count = 0
+      notice = Native.client_next(handle, to_ms(seconds))
+      while notice
+        dispatch_notice(notice)
+        count += 1
+        break if count >= DRAIN_LIMIT || @handle.nil?
+
+        notice = Native.client_next(handle, 0)
+      end
+      count
+    end
+
+    def dispatch_notice(notice)
+      fields = begin
+        Native.notice_fields(notice)
+      rescue Hivent::Error => e
+        unreadable_notice(notice, e)
+      ensure
+        Native.hivent_notice_destroy(notice)
+      end
+      return unless fields
+      return if handle_common_notice(fields)
+
+      delivery_notice(fields) if fields[FIELD_TYPE] == NOTICE_DELIVERY
+    end
+
+    # A notice whose event cannot be decoded; a delivery still completes,
+    # with the decoding error.
+    def unreadable_notice(notice, error)
+      type = Native.hivent_notice_type(notice)
+      logger.error("hivent") { "#{notice_source}: notice of type #{type} has an unreadable event: #{error.message}" }
+      return nil unless type == NOTICE_DELIVERY
+
+      complete_delivery(Native.hivent_notice_msg_id(notice), nil, error)
+      nil
+    end
+
+    def delivery_notice(fields)
+      error = fields[FIELD_ERR].zero? ? nil : Error.build(fields[FIELD_ERR], fields[FIELD_ERRSTR])
+      event = fields[FIELD_EVENT] && Event.from_fields(fields[FIELD_EVENT])
+      complete_delivery(fields[FIELD_MSG_ID], event, error)
+    end
+
+    def complete_delivery(id, event, error)
+      delivery = @lock.synchronize do
+        found = @pending.delete(id)
+        found&.complete(event, error)
+        @changed.broadcast
+        found
+      end
+      unless delivery
+        logger.warn("hivent") { "#{notice_source}: delivery report for unknown emit id #{id}" }
+        return
+      end
+      run_callback(delivery)
+    end
+
+    def run_callback(delivery)
+      delivery.run_callback
+    rescue StandardError, ScriptError => e
+      log_exception("#{notice_source}: delivery callback for #{delivery.event&.name || "emit #{delivery.id}"}", e)
+    end
+
+    def fail_pending(error)
+      failed = @lock.synchronize do
+        list = @pending.values
+        @pending.clear
+        list.each { |delivery| delivery.complete(nil, error) }
+        @changed.broadcast
+        list
+      end
+      failed.each { |delivery| run_callback(delivery) }
+    end
+
+    # Takes the polling role so no thread is inside client_next, clears
+    # @handle under the lock so no emit is inside libhivent, then destroys.
+    def destroy_handle
+      native = @lock.synchronize do
+        # A forked child has no poller thread, whatever @polling says.
+        @changed.wait(@lock, SLICE) while @polling && Process.pid == @pid
+        found = @handle
+        @handle = nil
+        found
+      end
+      return unless native
+
+      @finalizer_state[0] = nil
+      ObjectSpace.undefine_finalizer(self)
+      Native.client_destroy(native)
+    end
+
+    def timeout_error(delivery, timeout)
+      Error.build(Native::HIVENT_ERR_TIMED_OUT,
+                  "no delivery report for emit #{delivery.id} within #{timeout} s")
+    end
+
+    def notice_source
+      "producer #{config.client_id || '(default client_id)'}"
+    end
+  end
+end

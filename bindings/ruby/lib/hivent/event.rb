@@ -1,0 +1,62 @@
+# frozen_string_literal: true
+
+module Hivent
+  # One event: a name, a payload Hash with String keys, and meta (a Hash
+  # with String keys "version", "cid", "key", "producer", "uuid" and
+  # "created_at").  Consumed events also carry their partition queue
+  # ("SERVICE:PARTITION") and partition number.
+  class Event
+    attr_reader :name, :payload, :meta, :queue, :partition
+
+    # Builds an Event from the Array that Native.event_fields returns.
+    def self.from_fields(fields)
+      name, payload, version, cid, key, producer, uuid, created_at, queue, partition = fields
+      meta = { "version" => version, "cid" => cid, "key" => key, "producer" => producer,
+               "uuid" => uuid, "created_at" => created_at }
+      new(name, payload, meta, queue: queue, partition: partition.negative? ? nil : partition)
+    end
+
+    # Builds an Event from a native event handle; the handle stays with the caller.
+    def self.from_native(handle)
+      from_fields(Native.event_fields(handle))
+    end
+
+    def initialize(name, payload, meta, queue: nil, partition: nil)
+      @name = name
+      @payload = payload
+      @meta = meta
+      @queue = queue
+      @partition = partition
+    end
+
+    def version = meta["version"]
+    def cid = meta["cid"]
+    def key = meta["key"]
+    def producer = meta["producer"]
+    def uuid = meta["uuid"]
+    def created_at = meta["created_at"]
+
+    # Returns the dead-letter queue of a consumed event, or nil.
+    def dead_letter_queue
+      queue && "#{queue}:dead_letter"
+    end
+
+    # Returns {"name" => ..., "payload" => ..., "meta" => ...}.
+    def to_h
+      { "name" => name, "payload" => payload, "meta" => meta }
+    end
+
+    def ==(other)
+      other.is_a?(Event) && to_h == other.to_h && queue == other.queue && partition == other.partition
+    end
+    alias eql? ==
+
+    def hash
+      [to_h, queue, partition].hash
+    end
+
+    def inspect
+      "#<Hivent::Event #{name} v#{version} uuid=#{uuid.inspect} payload=#{payload.inspect}>"
+    end
+  end
+end

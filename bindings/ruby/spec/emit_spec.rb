@@ -1,0 +1,138 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "emit" do
+  let(:log) { StringIO.new }
+  let(:client) { Hivent::Client.new(server_config(log: log, client_id: "emit-spec")) }
+
+  after { client.close }
+
+  describe "synchronous" do
+    it "returns the published event with meta filled in" do
+      event = client.emit("emit:sync", { "amount" => 12, flag: true }, version: 3, key: "k-1")
+      expect(event.name).to eq("emit:sync")
+      expect(event.payload).to eq({ "amount" => 12, "flag" => true })
+      expect(event.version).to eq(3)
+      expect(event.key).to eq("k-1")
+      expect(event.producer).to eq("emit-spec")
+      expect(event.uuid).to match(/\A\h{8}-\h{4}-4\h{3}-\h{4}-\h{12}\z/)
+      expect(event.cid).to match(/\A\h{8}-/)
+      expect(event.created_at).to match(/\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\z/)
+    end
+
+    it "keeps a given correlation id" do
+      expect(client.emit("emit:cid", {}, version: 1, cid: "corr-42").cid).to eq("corr-42")
+    end
+
+    it "works through the module API" do
+      Hivent.configure do |c|
+        c.client_id = "module-api"
+        c.server = { host: "127.0.0.1", port: SharedServer.port }
+        c.logger = test_logger(log)
+      end
+      event = Hivent.emit("emit:module", { foo: "bar" }, version: 1, cid: nil, key: nil)
+      expect(event.payload).to eq({ "foo" => "bar" })
+      expect(event.producer).to eq("module-api")
+    end
+
+    it "serves several threads at once" do
+      threads = Array.new(4) do |t|
+        Thread.new { Array.new(10) { |i| client.emit("emit:threads", { t: t, i: i }, version: 1).payload } }
+      end
+      payloads = threads.flat_map(&:value)
+      expect(payloads.length).to eq(40)
+      expect(payloads.uniq.length).to eq(40)
+    end
+  end
+
+  describe "asynchronous" do
+    it "calls the block with the published event" do
+      results = []
+      delivery = client.emit_async("emit:async", { n: 1 }, version: 2) { |event, error| results << [event, error] }
+      expect(client.flush(10)).to eq(0)
+      expect(delivery).to be_done
+      expect(results.length).to eq(1)
+      event, error = results.first
+      expect(error).to be_nil
+      expect(event.payload).to eq({ "n" => 1 })
+      expect(event.uuid).to eq(delivery.event.uuid)
+    end
+
+    it "returns deliveries whose value waits for the reply" do
+      deliveries = Array.new(200) { |i| client.emit_async("emit:many", { i: i }, version: 1) }
+      events = deliveries.map { |delivery| delivery.value(10) }
+      expect(events.map { |event| event.payload["i"] }).to eq((0...200).to_a)
+      expect(events.map(&:uuid).uniq.length).to eq(200)
+    end
+
+    it "runs the block of a module-level emit" do
+      Hivent.configure { |c| c.server = { host: "127.0.0.1", port: SharedServer.port }; c.logger = test_logger(log) }
+      seen = nil
+      Hivent.emit("emit:module-async", { a: 1 }, version: 1) { |event, _error| seen = event }
+      expect(Hivent.flush(10)).to eq(0)
+      expect(seen.payload).to eq({ "a" => 1 })
+    end
+
+    it "logs an exception raised in the block and keeps going" do
+      client.emit_async("emit:bad-block", {}, version: 1) { raise ArgumentError, "callback broke" }
+      expect(client.flush(10)).to eq(0)
+      expect(client.emit("emit:after-bad-block", {}, version: 1).name).to eq("emit:after-bad-block")
+      expect(log.string).to include("callback broke")
+      expect(log.string).to include("emit_spec.rb")
+    end
+  end
+
+  describe "errors" do
+    it "rejects a version that is not positive" do
+      expect { client.emit("emit:v0", {}, version: 0) }.to raise_error(Hivent::InvalidArgError)
+    end
+
+    it "rejects a version that is not an Integer" do
+      expect { client.emit("emit:vs", {}, version: "1") }.to raise_error(TypeError, /version/)
+    end
+
+    it "rejects an empty or invalid name" do
+      expect { client.emit("", {}, version: 1) }.to raise_error(Hivent::InvalidArgError)
+      expect { client.emit("bad\xff", {}, version: 1) }.to raise_error(Hivent::InvalidArgError)
+      expect { client.emit("nul\0name", {}, version: 1) }.to raise_error(ArgumentError)
+    end
+
+    it "names the payload field that cannot be converted" do
+      expect { client.emit("emit:bad", { a: { b: [Object.new] } }, version: 1) }
+        .to raise_error(TypeError, /payload\.a\.b\[0\]/)
+      expect(client.outstanding).to eq(0)
+    end
+
+    it "raises DestroyedError after close" do
+      client.close
+      expect { client.emit("emit:closed", {}, version: 1) }.to raise_error(Hivent::DestroyedError)
+    end
+
+    it "fails when the server rejects the API key" do
+      server = TestServer.new(extra_args: ["--api-key", "right-key"]).start
+      config = server_config(port: server.port, max_reconnect_tries: 0, log: log)
+      config.server = { api_key: "wrong-key" }
+      bad_client = Hivent::Client.new(config)
+      expect { bad_client.emit("emit:auth", {}, version: 1, timeout: 10) }.to raise_error(Hivent::Error)
+      expect(log.string).to match(/AUTH|403|API key/i)
+      expect(log.string).not_to include("wrong-key")
+      bad_client.close
+    ensure
+      server&.destroy
+    end
+
+    it "times out a delivery wait on request" do
+      server = TestServer.new.start
+      port = server.port
+      server.stop
+      slow = Hivent::Client.new(server_config(port: port, log: log))
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      expect { slow.emit("emit:down", {}, version: 1, timeout: 0.5) }.to raise_error(Hivent::TimedOutError)
+      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 2
+      slow.close(0.2)
+    ensure
+      server&.destroy
+    end
+  end
+end

@@ -1,0 +1,67 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "reconnect" do
+  let(:log) { StringIO.new }
+  let(:server) { TestServer.new.start }
+
+  after { server.destroy }
+
+  it "emits again after hiventd restarts" do
+    client = Hivent::Client.new(server_config(port: server.port, log: log))
+    expect(client.emit("reconnect:before", { "n" => 1 }, version: 1).payload).to eq({ "n" => 1 })
+    server.stop
+    pending_delivery = client.emit_async("reconnect:during", { "n" => 2 }, version: 1)
+    wait_until(10, "connection lost") { client.poll(0.05) && client.state != :connected }
+    server.start
+    expect(pending_delivery.value(20).payload).to eq({ "n" => 2 })
+    expect(client.emit("reconnect:after", { "n" => 3 }, version: 1, timeout: 20).payload).to eq({ "n" => 3 })
+    expect(log.string).to match(/backoff|connecting/)
+    client.close
+  end
+
+  it "consumes again after hiventd restarts" do
+    topic = unique("reconnect")
+    consumer = RecordingConsumer.new(config: server_config(port: server.port, log: log), topic: topic,
+                                     name: unique("svc"), partition_count: 1)
+    wait_joined(consumer)
+    client = Hivent::Client.new(server_config(port: server.port, log: log))
+    client.emit(topic, { "n" => 1 }, version: 1)
+    wait_until(10, "first event") { consumer.poll(0.05) && consumer.events.length == 1 }
+
+    server.stop
+    wait_until(10, "consumer noticed") { consumer.poll(0.05) && consumer.state != :connected }
+    server.start
+    wait_until(20, "consumer rejoined") { consumer.poll(0.05) && consumer.state == :connected }
+    client.emit(topic, { "n" => 2 }, version: 1, timeout: 20)
+    wait_until(15, "second event") { consumer.poll(0.05) && consumer.events.length >= 2 }
+    expect(consumer.events.map { |event| event.payload["n"] }).to eq([1, 2])
+    consumer.close
+    client.close
+  end
+
+  it "gives up after max_reconnect_tries and fails clearly" do
+    port = server.port
+    server.stop
+    client = Hivent::Client.new(server_config(port: port, log: log, max_reconnect_tries: 1,
+                                              reconnect_backoff_time: 50))
+    wait_until(15, "failed state") do
+      client.poll(0.05)
+      client.state == :failed
+    end
+    expect { client.emit("reconnect:failed", {}, version: 1, timeout: 5) }.to raise_error(Hivent::Error)
+    expect(log.string).to match(/failed/i)
+    client.close(0.5)
+  end
+
+  it "stops a consumer run with FailedError when reconnects are used up" do
+    port = server.port
+    server.stop
+    consumer = RecordingConsumer.new(config: server_config(port: port, log: log, max_reconnect_tries: 1,
+                                                           reconnect_backoff_time: 50),
+                                     topic: "reconnect:gone", name: unique("svc"), partition_count: 1)
+    expect { consumer.run(timeout: 20) }.to raise_error(Hivent::Error)
+    expect(consumer.state).to eq(:closed)
+  end
+end
