@@ -844,7 +844,8 @@ static void handle_message(hvd_conn_t *c, const unsigned char *data, size_t len,
         snprintf(reason, sizeof(reason), "invalid frame: %s", err);
         hvd_warn("conn %" PRIu64 " (%s): %s", c->id, c->peer, reason);
         hv_frame_clear(&f);
-        hvd_conn_close(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, reason);
+        hvd_conn_close(c, strstr(err, "exceeds") ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE
+                                                 : LWS_CLOSE_STATUS_INVALID_PAYLOAD, reason);
         return;
     }
     dispatch(c, &f);
