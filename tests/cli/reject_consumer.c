@@ -45,15 +45,15 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *reason = argc > 6 ? argv[6] : "rejected by test";
-    long wanted = atol(argv[5]), rejected = 0;
+    long expected = atol(argv[5]), rejected = 0;
     hivent_consumer_t *consumer = open_consumer(argv);
     if (!consumer)
         return 1;
 
     int status = 1;
-    for (int polls = 0; polls < DEADLINE_POLLS && rejected < wanted; polls++) {
+    for (int polls = 0; polls < DEADLINE_POLLS && rejected < expected; polls++) {
         hivent_notice_t *notice;
-        while (rejected < wanted && (notice = hivent_consumer_next(consumer, 200))) {
+        while (rejected < expected && (notice = hivent_consumer_next(consumer, 200))) {
             hivent_notice_type_t type = hivent_notice_type(notice);
             if (type == HIVENT_NOTICE_STATE &&
                 hivent_notice_state(notice) == HIVENT_STATE_CONNECTED) {
@@ -81,10 +81,10 @@ int main(int argc, char **argv)
             hivent_notice_destroy(notice);
         }
     }
-    status = rejected == wanted ? 0 : 1;
+    status = rejected == expected ? 0 : 1;
     if (status != 0)
         fprintf(stderr, "reject_consumer: rejected %ld of %ld events in 20 s\n",
-                rejected, wanted);
+                rejected, expected);
 out:
     hivent_consumer_close(consumer, 5000);
     hivent_consumer_destroy(consumer);

@@ -2,7 +2,7 @@
  * Configuration of the hivent client: built-in defaults, then the config
  * file, then HIVENT_* environment variables, then command-line options.
  *
- * The config file holds "key = value" lines with libhivent key names, plus
+ * The config file contains "key = value" lines with libhivent key names, plus
  * admin_key for the dlq commands.  Blank lines and lines starting with #
  * are ignored; a value may be wrapped in double quotes to keep spaces.
  */
@@ -22,12 +22,14 @@
 /* Defaults of the client that differ from libhivent's.  Logs are taken
  * through notices, and only critical ones are kept because the client
  * reports every error itself.  The shorter reconnect delay makes a command
- * give up within about two seconds when the server is down. */
+ * give up within about two seconds when the server is down.  The commands
+ * wait for every delivery report before closing, so the client's own
+ * flush on destroy only delays an exit after a fatal error. */
 static const char *const cli_defaults[][2] = {
     {"log.queue", "true"},
     {"log_level", "2"},
     {"reconnect_backoff_time", "250"},
-    {"flush_timeout", "2000"},
+    {"flush_timeout", "0"},
 };
 
 static int set_key(hivent_conf_t *conf, const char *key, const char *value,

@@ -237,12 +237,12 @@ static void handle_event(struct consume_state *st, const hivent_event_t *event)
 static void handle_state(struct consume_state *st, const hivent_notice_t *notice)
 {
     hivent_err_t reason = hivent_notice_err(notice);
-    const char *why = hivent_notice_errstr(notice);
-    if (!why[0])
-        why = hivent_err_str(reason);
+    const char *reason_text = hivent_notice_errstr(notice);
+    if (!reason_text[0])
+        reason_text = hivent_err_str(reason);
 
     if (reason == HIVENT_ERR_AUTH || reason == HIVENT_ERR_JOIN_REJECTED) {
-        fail_with(st, reason, why);
+        fail_with(st, reason, reason_text);
         return;
     }
     switch (hivent_notice_state(notice)) {
@@ -252,11 +252,11 @@ static void handle_state(struct consume_state *st, const hivent_notice_t *notice
         break;
     case HIVENT_STATE_BACKOFF:
         cli_info(st->opts, 1, "connection failed (%s); attempt %d, retrying in %d ms",
-                 why, hivent_notice_attempt(notice),
+                 reason_text, hivent_notice_attempt(notice),
                  hivent_notice_next_attempt_ms(notice));
         break;
     case HIVENT_STATE_FAILED:
-        fail_with(st, reason != HIVENT_OK ? reason : HIVENT_ERR_FAILED, why);
+        fail_with(st, reason != HIVENT_OK ? reason : HIVENT_ERR_FAILED, reason_text);
         break;
     default:
         break;

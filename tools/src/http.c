@@ -93,25 +93,25 @@ static size_t write_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 static int transport_error(const struct cli_http *http, CURLcode code,
                            const char *url, const char *detail)
 {
-    const char *why = detail[0] ? detail : curl_easy_strerror(code);
+    const char *reason_text = detail[0] ? detail : curl_easy_strerror(code);
     switch (code) {
     case CURLE_OPERATION_TIMEDOUT:
-        cli_error("request to %s timed out: %s", url, why);
+        cli_error("request to %s timed out: %s", url, reason_text);
         cli_error("%s", cli_err_hint(HIVENT_ERR_TIMED_OUT));
         return CLI_EXIT_TIMED_OUT;
     case CURLE_COULDNT_RESOLVE_HOST:
-        cli_error("cannot resolve the host of %s: %s", url, why);
+        cli_error("cannot resolve the host of %s: %s", url, reason_text);
         cli_error("%s", cli_err_hint(HIVENT_ERR_RESOLVE));
         return CLI_EXIT_CONNECTION;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CERTPROBLEM:
-        cli_error("TLS connection to %s failed: %s", url, why);
+        cli_error("TLS connection to %s failed: %s", url, reason_text);
         cli_error("%s", cli_err_hint(HIVENT_ERR_TLS));
         return CLI_EXIT_CONNECTION;
     default:
-        cli_error("request to %s failed: %s", url, why);
+        cli_error("request to %s failed: %s", url, reason_text);
         cli_error("%s", cli_err_hint(HIVENT_ERR_REFUSED));
         return CLI_EXIT_CONNECTION;
     }

@@ -4,7 +4,7 @@
 
 #include "cli.h"
 
-/* Where and how to reach the admin interface. */
+/* Address, credentials and TLS settings of the admin interface. */
 struct cli_http {
     char base_url[512];   /* "http://host:port" or "https://host:port" */
     char ca_file[1024];   /* tls.ca_file, or "" for the system store */

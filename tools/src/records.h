@@ -33,8 +33,8 @@ struct cli_record_reader {
 
 enum cli_record_status {
     CLI_RECORD_END = 0,     /* no more records */
-    CLI_RECORD_OK = 1,      /* @rec holds a valid record */
-    CLI_RECORD_INVALID = 2, /* @rec has a position; @err says what is wrong */
+    CLI_RECORD_OK = 1,      /* @rec contains a valid record */
+    CLI_RECORD_INVALID = 2, /* @rec has a position and @err describes the problem */
     CLI_RECORD_SYNTAX = 3   /* invalid JSON; reading cannot continue */
 };
 

@@ -42,7 +42,8 @@ static void on_delivery(hivent_client_t *client, hivent_err_t err,
     unlink_pending(p);
     s->in_flight--;
     s->last_progress_ms = cli_now_ms();
-    if (err == HIVENT_ERR_DESTROYED && s->fatal != HIVENT_OK)
+    /* After a fatal error, failed emits report that root cause. */
+    if (err != HIVENT_OK && s->fatal != HIVENT_OK)
         s->on_delivery(s->ctx, p, s->fatal, s->fatal_msg, event);
     else
         s->on_delivery(s->ctx, p, err, text_or(errstr, hivent_err_str(err)), event);
@@ -53,11 +54,11 @@ static void on_state(void *handle, hivent_state_t state, int attempt,
                      const char *reason_str, void *opaque)
 {
     struct cli_sender *s = opaque;
-    const char *why = text_or(reason_str, hivent_err_str(reason));
+    const char *reason_text = text_or(reason_str, hivent_err_str(reason));
 
     if (reason == HIVENT_ERR_AUTH) {
-        set_fatal(s, HIVENT_ERR_AUTH, "server %s rejected the API key: %s",
-                  s->server, why);
+        set_fatal(s, HIVENT_ERR_AUTH, "cannot connect to %s: %s",
+                  s->server, reason_text);
         return;
     }
     switch (state) {
@@ -66,12 +67,12 @@ static void on_state(void *handle, hivent_state_t state, int attempt,
         break;
     case HIVENT_STATE_BACKOFF:
         cli_info(s->opts, 1, "connection to %s failed (%s); attempt %d, "
-                 "retrying in %d ms", s->server, why, attempt, next_attempt_ms);
+                 "retrying in %d ms", s->server, reason_text, attempt, next_attempt_ms);
         break;
     case HIVENT_STATE_FAILED:
         set_fatal(s, reason != HIVENT_OK ? reason : HIVENT_ERR_FAILED,
                   "cannot connect to %s after %d attempts: %s", s->server,
-                  attempt, why);
+                  attempt, reason_text);
         break;
     default:
         break;
@@ -82,14 +83,14 @@ static void on_error(void *handle, hivent_err_t err, const char *errstr,
                      void *opaque)
 {
     struct cli_sender *s = opaque;
-    const char *why = text_or(errstr, hivent_err_str(err));
+    const char *reason_text = text_or(errstr, hivent_err_str(err));
 
     if (err == HIVENT_ERR_AUTH)
-        set_fatal(s, err, "server %s rejected the API key: %s", s->server, why);
+        set_fatal(s, err, "cannot connect to %s: %s", s->server, reason_text);
     else if (err == HIVENT_ERR_FAILED)
-        set_fatal(s, err, "cannot connect to %s: %s", s->server, why);
+        set_fatal(s, err, "cannot connect to %s: %s", s->server, reason_text);
     else
-        cli_warn("%s (%s)", why, hivent_err_name(err));
+        cli_warn("%s (%s)", reason_text, hivent_err_name(err));
 }
 
 static void on_log(void *handle, int level, const char *facility,
