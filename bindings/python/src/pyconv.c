@@ -399,6 +399,15 @@ static PyObject *read_map(reader_t *r, uint64_t count, int depth)
             if (!key)
                 goto fail;
         }
+        if (PyObject_Hash(key) == -1) {
+            PyErr_Clear();
+            char what[128];
+            snprintf(what, sizeof what, "map key of type %.60s is not hashable",
+                     Py_TYPE(key)->tp_name);
+            Py_DECREF(key);
+            unpack_fail(r, what);
+            goto fail;
+        }
         PyObject *item = read_value(r, depth + 1);
         if (!item) {
             Py_DECREF(key);

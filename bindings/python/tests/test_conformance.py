@@ -1,0 +1,480 @@
+"""Conformance cases shared by every binding: configuration errors, emit sync
+and async, consume, dead-letter, reconnect after hiventd restarts, memory
+transport.  Everything except the configuration and memory cases runs
+against a real hiventd on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+
+import pytest
+
+import hivent
+
+from conftest import consumer_class, run_until_connected, wait_until
+
+
+# ---- configuration errors ----
+
+
+def test_config_unknown_key_raises():
+    with pytest.raises(hivent.UnknownKey) as info:
+        hivent.Client(no_such_option=1, env=False)
+    assert "no_such_option" in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_config_invalid_value_names_key():
+    with pytest.raises(hivent.InvalidValue) as info:
+        hivent.Client(max_reconnect_tries="many", env=False)
+    assert "max_reconnect_tries" in str(info.value)
+
+
+def test_config_invalid_nested_value_names_key():
+    with pytest.raises(hivent.InvalidValue) as info:
+        hivent.Client(server={"port": 70000}, env=False)
+    assert "server.port" in str(info.value)
+
+
+def test_config_unsupported_value_type_raises():
+    with pytest.raises(TypeError, match="reconnect_backoff_time"):
+        hivent.Client(reconnect_backoff_time=[1], env=False)
+
+
+def test_configure_validates_at_once():
+    with pytest.raises(hivent.InvalidValue):
+        hivent.configure(server={"secure": "maybe"})
+
+
+def test_config_from_environment(monkeypatch):
+    monkeypatch.setenv("HIVENT_SERVER_HOST", "memory")
+    monkeypatch.setenv("HIVENT_CLIENT_ID", "from-env")
+    hivent.memory.clear()
+    hivent.configure()
+    event = hivent.emit("conf:env", {"x": 1})
+    assert event.producer == "from-env"
+    assert hivent.memory.includes("conf:env")
+
+
+def test_config_keywords_override_environment(monkeypatch):
+    monkeypatch.setenv("HIVENT_SERVER_HOST", "memory")
+    monkeypatch.setenv("HIVENT_CLIENT_ID", "from-env")
+    with hivent.Client({"client_id": "from-dict"}, dispatch="manual") as client:
+        assert client.emit("conf:dict", {}).producer == "from-dict"
+    with hivent.Client({"client_id": "from-dict"}, client_id="from-kw") as client:
+        assert client.emit("conf:kw", {}).producer == "from-kw"
+
+
+def test_config_invalid_environment_value_raises(monkeypatch):
+    monkeypatch.setenv("HIVENT_MAX_RECONNECT_TRIES", "lots")
+    with pytest.raises(hivent.InvalidValue, match="max_reconnect_tries"):
+        hivent.Client()
+    # env=False ignores the environment.
+    hivent.Client(env=False, server={"host": "memory"}).close()
+
+
+def test_config_reference_option_names_accepted():
+    options = dict(
+        client_id="svc", max_reconnect_tries=5, reconnect_backoff_time=250,
+        server={"host": "memory", "port": 4001, "secure": False, "api_key": "k"},
+    )
+    hivent.Client(options, env=False).close()
+
+
+# ---- emit ----
+
+
+def test_emit_sync_returns_published_event(hiventd, unique):
+    with hivent.Client(hiventd.options(client_id="py-sync"), env=False) as client:
+        event = client.emit(f"sync:{unique}", {"n": 1, "s": "é"}, version=3, cid="c-1", key="k-1")
+    assert event.name == f"sync:{unique}"
+    assert event.payload == {"n": 1, "s": "é"}
+    assert event.meta["version"] == 3
+    assert event.meta["cid"] == "c-1"
+    assert event.meta["key"] == "k-1"
+    assert event.meta["producer"] == "py-sync"
+    assert len(event.meta["uuid"]) == 36
+    assert event.meta["created_at"].endswith("Z")
+
+
+def test_emit_sync_fills_cid(hiventd, unique):
+    with hivent.Client(hiventd.options(), env=False) as client:
+        event = client.emit(f"sync:{unique}", {})
+    assert event.cid
+
+
+def test_emit_module_level_uses_default_client(hiventd, unique):
+    hivent.configure(hiventd.options(client_id="py-default"), env=False)
+    event = hivent.emit(f"default:{unique}", {"a": 1}, version=1)
+    assert event.producer == "py-default"
+
+
+def test_emit_invalid_version_raises(hiventd, unique):
+    with hivent.Client(hiventd.options(), env=False) as client:
+        with pytest.raises(hivent.HiventError):
+            client.emit(f"bad:{unique}", {}, version=0)
+        with pytest.raises(TypeError):
+            client.emit(f"bad:{unique}", {}, version="1")
+
+
+def test_emit_invalid_name_raises(hiventd):
+    with hivent.Client(hiventd.options(), env=False) as client:
+        with pytest.raises(hivent.InvalidArg):
+            client.emit("", {})
+        with pytest.raises(ValueError, match="NUL"):
+            client.emit("a\0b", {})
+
+
+def test_emit_async_future(hiventd, unique):
+    with hivent.Client(hiventd.options(), env=False) as client:
+        futures = [client.emit_async(f"async:{unique}", {"i": i}, key=str(i)) for i in range(50)]
+        events = [future.result(timeout=10) for future in futures]
+    assert [event.payload["i"] for event in events] == list(range(50))
+    assert len({event.uuid for event in events}) == 50
+
+
+def test_emit_async_callback_runs_before_flush_returns(hiventd, unique):
+    results = []
+    threads = set()
+    with hivent.Client(hiventd.options(), env=False) as client:
+        for i in range(20):
+            client.emit_async(f"async:{unique}", {"i": i},
+                              callback=lambda err, ev: (results.append((err, ev)),
+                                                        threads.add(threading.get_ident())))
+        assert client.flush(10) == 0
+        assert len(results) == 20
+    assert all(err is None for err, _ in results)
+    assert sorted(ev.payload["i"] for _, ev in results) == list(range(20))
+    assert threading.get_ident() not in threads
+
+
+def test_emit_async_manual_dispatch_runs_callbacks_in_flush(hiventd, unique):
+    threads = []
+    with hivent.Client(hiventd.options(), env=False, dispatch="manual") as client:
+        future = client.emit_async(f"manual:{unique}", {},
+                                   callback=lambda err, ev: threads.append(threading.get_ident()))
+        assert client.flush(10) == 0
+        assert future.done()
+    assert threads == [threading.get_ident()]
+
+
+def test_emit_async_callback_exception_is_logged(hiventd, unique, caplog):
+    def broken(err, event):
+        raise RuntimeError("callback broke")
+
+    with caplog.at_level(logging.ERROR, logger="hivent"):
+        with hivent.Client(hiventd.options(), env=False) as client:
+            first = client.emit_async(f"cb:{unique}", {}, callback=broken)
+            assert client.flush(10) == 0
+            second = client.emit_async(f"cb:{unique}", {"after": True})
+            assert second.result(timeout=10).payload == {"after": True}
+    assert first.result().name == f"cb:{unique}"
+    records = [r for r in caplog.records if "delivery callback" in r.getMessage()]
+    assert records
+    assert records[0].exc_info is not None
+    assert "callback broke" in caplog.text
+
+
+def test_emit_async_module_level_and_flush(hiventd, unique):
+    hivent.configure(hiventd.options(), env=False)
+    future = hivent.emit_async(f"module:{unique}", {"x": 1})
+    assert hivent.flush(10) == 0
+    assert future.result().payload == {"x": 1}
+
+
+def test_emit_async_fails_when_server_unreachable(own_hiventd, unique):
+    port = own_hiventd.port
+    own_hiventd.stop()
+    options = {"server": {"host": "127.0.0.1", "port": port}, "max_reconnect_tries": 1,
+               "reconnect_backoff_time": 50, "request_timeout": 1000}
+    errors = []
+    with hivent.Client(options, env=False) as client:
+        future = client.emit_async(f"down:{unique}", {}, callback=lambda e, ev: errors.append(e))
+        with pytest.raises(hivent.HiventError):
+            future.result(timeout=15)
+        assert client.flush(5) == 0
+    assert isinstance(errors[0], hivent.HiventError)
+
+
+def test_emit_sync_wrong_api_key_fails(hiventd, unique):
+    options = hiventd.options(max_reconnect_tries=0, request_timeout=2000)
+    options["server"]["api_key"] = "wrong"
+    with hivent.Client(options, env=False) as client:
+        with pytest.raises(hivent.HiventError):
+            client.emit(f"auth:{unique}", {}, timeout=5)
+
+
+# ---- consume ----
+
+
+def test_consume_receives_equal_payload_and_meta(hiventd, unique):
+    topic = f"consume:{unique}"
+    consumer = consumer_class(topic, f"svc-{unique}")(hiventd.options(), env=False)
+    run_until_connected(consumer)
+    payload = {"int": 2**64 - 1, "neg": -(2**63), "f": 0.5, "b": b"\x00\x01", "n": None,
+               "t": True, "l": [1, [2]], "d": {"é": "ü"}}
+    with hivent.Client(hiventd.options(client_id="py-producer"), env=False) as client:
+        published = client.emit(topic, payload, version=2, cid="cid-1", key="user-7")
+    consumer.run(timeout=10)
+    assert consumer.closed
+    assert len(consumer.events) == 1
+    received = consumer.events[0]
+    assert received.name == topic
+    assert received.payload == payload
+    assert received.meta == published.meta
+    assert received.queue == f"svc-{unique}:0"
+    assert received.partition == 0
+
+
+def test_consume_partition_follows_key_crc32(hiventd, unique):
+    topic = f"part:{unique}"
+    consumer = consumer_class(topic, f"svc-{unique}", partitions=4)(
+        hiventd.options(), env=False, expected=12)
+    run_until_connected(consumer)
+    keys = [f"key-{i}" for i in range(12)]
+    with hivent.Client(hiventd.options(), env=False) as client:
+        for key in keys:
+            client.emit_async(topic, {"key": key}, key=key)
+        assert client.flush(10) == 0
+    consumer.run(timeout=15)
+    assert len(consumer.events) == 12
+    for event in consumer.events:
+        expected = zlib.crc32(event.key.encode()) % 4
+        assert event.partition == expected, event.key
+        assert event.queue == f"svc-{unique}:{expected}"
+
+
+def test_consume_order_within_partition(hiventd, unique):
+    topic = f"order:{unique}"
+    consumer = consumer_class(topic, f"svc-{unique}", partitions=2)(
+        hiventd.options(), env=False, expected=40)
+    run_until_connected(consumer)
+    with hivent.Client(hiventd.options(), env=False) as client:
+        for i in range(40):
+            client.emit_async(topic, {"i": i}, key="same-key")
+        assert client.flush(10) == 0
+    consumer.run(timeout=15)
+    assert [event.payload["i"] for event in consumer.events] == list(range(40))
+
+
+def test_consume_version_filter(hiventd, unique):
+    topic = f"version:{unique}"
+    cls = consumer_class(topic, f"svc-{unique}", version=2)
+    consumer = cls(hiventd.options(), env=False)
+    run_until_connected(consumer)
+    with hivent.Client(hiventd.options(), env=False) as client:
+        client.emit(topic, {"v": 1}, version=1)
+        client.emit(topic, {"v": 2}, version=2)
+    consumer.run(timeout=10)
+    assert [event.payload for event in consumer.events] == [{"v": 2}]
+
+
+def test_two_consumers_run_in_one_thread(hiventd, unique):
+    first = consumer_class(f"a:{unique}", f"svc-a-{unique}")(hiventd.options(), env=False)
+    second = consumer_class(f"b:{unique}", f"svc-b-{unique}")(hiventd.options(), env=False)
+    run_until_connected(first)
+    run_until_connected(second)
+    with hivent.Client(hiventd.options(), env=False) as client:
+        client.emit(f"a:{unique}", {"to": "a"})
+        client.emit(f"b:{unique}", {"to": "b"})
+    hivent.run(first, second, timeout=15)
+    assert [event.payload for event in first.events] == [{"to": "a"}]
+    assert [event.payload for event in second.events] == [{"to": "b"}]
+    assert first.closed and second.closed
+
+
+def test_two_consumers_run_in_threads(hiventd, unique):
+    consumers = [consumer_class(f"t{i}:{unique}", f"svc-t{i}-{unique}")(hiventd.options(),
+                                                                        env=False)
+                 for i in range(2)]
+    for consumer in consumers:
+        run_until_connected(consumer)
+    threads = [threading.Thread(target=c.run, kwargs={"timeout": 15}) for c in consumers]
+    for thread in threads:
+        thread.start()
+    with hivent.Client(hiventd.options(), env=False) as client:
+        for i in range(2):
+            client.emit(f"t{i}:{unique}", {"i": i})
+    for thread in threads:
+        thread.join(20)
+    assert [c.events[0].payload for c in consumers] == [{"i": 0}, {"i": 1}]
+
+
+def test_stop_from_another_thread_returns_quickly(hiventd, unique):
+    consumer = consumer_class(f"idle:{unique}", f"svc-{unique}")(hiventd.options(), env=False)
+    consumer.start()
+    timer = threading.Timer(0.3, consumer.stop)
+    started = time.monotonic()
+    timer.start()
+    consumer.run()
+    assert time.monotonic() - started < 1.5
+    assert consumer.closed
+
+
+# ---- dead-letter ----
+
+
+class Failing(hivent.Consumer):
+    topic = "*"
+    name = "failing"
+    partition_count = 1
+
+    def __init__(self, *args, mode="raise", expected=1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mode = mode
+        self.expected = expected
+        self.seen = []
+        self.failures = []
+
+    def process(self, event):
+        self.seen.append(event)
+        if len(self.seen) >= self.expected:
+            self.stop()
+        if event.payload.get("ok"):
+            return None
+        if self.mode == "raise":
+            raise KeyError("missing field")
+        if self.mode == "false":
+            return False
+        if self.mode == "exception":
+            return ValueError("bad value")
+        return ("error", "rejected by test")
+
+    def event_processing_failed(self, event, reason):
+        self.failures.append(reason)
+
+
+@pytest.mark.parametrize(
+    "mode, reason",
+    [
+        ("raise", "KeyError: 'missing field'"),
+        ("false", "process() returned False"),
+        ("exception", "ValueError: bad value"),
+        ("tuple", "rejected by test"),
+    ],
+)
+def test_dead_letter_on_failure(hiventd, unique, caplog, mode, reason):
+    topic = f"dlq:{unique}"
+    service = f"svc-{unique}"
+    cls = type("FailingNow", (Failing,), {"topic": topic, "name": service})
+    consumer = cls(hiventd.options(), env=False, mode=mode, expected=2)
+    run_until_connected(consumer)
+    with hivent.Client(hiventd.options(), env=False) as client:
+        bad = client.emit(topic, {"ok": False, "n": 1})
+        client.emit(topic, {"ok": True, "n": 2})
+    with caplog.at_level(logging.WARNING, logger="hivent"):
+        consumer.run(timeout=10)
+    # The failure did not stop the loop: the next event was processed.
+    assert [event.payload["n"] for event in consumer.seen] == [1, 2]
+    assert consumer.failed == 1
+    assert consumer.processed == 1
+    assert consumer.failures == [reason]
+    if mode == "raise":
+        records = [r for r in caplog.records if "process() raised" in r.getMessage()]
+        assert records and records[0].exc_info is not None
+        assert "Traceback" in caplog.text
+    letters = wait_until(lambda: hiventd.dead_letters(service))
+    assert len(letters) == 1
+    assert letters[0]["queue"] == f"{service}:0:dead_letter"
+    assert letters[0]["reason"] == reason
+    assert letters[0]["event"]["meta"]["uuid"] == bad.uuid
+    assert letters[0]["event"]["payload"] == {"ok": False, "n": 1}
+
+
+def test_dead_letter_replay_redelivers(hiventd, unique):
+    topic = f"replay:{unique}"
+    service = f"svc-{unique}"
+    cls = type("FailingOnce", (Failing,), {"topic": topic, "name": service})
+    consumer = cls(hiventd.options(), env=False, mode="raise")
+    run_until_connected(consumer)
+    with hivent.Client(hiventd.options(), env=False) as client:
+        client.emit(topic, {"ok": False})
+    consumer.run(timeout=10)
+    wait_until(lambda: hiventd.dead_letters(service))
+    assert hiventd.admin("POST", f"/admin/dlq/replay?service={service}")["replayed"] == 1
+    second = consumer_class(topic, service)(hiventd.options(), env=False)
+    second.run(timeout=10)
+    assert [event.payload for event in second.events] == [{"ok": False}]
+
+
+# ---- reconnect ----
+
+
+def test_reconnect_after_hiventd_restart(own_hiventd, unique):
+    topic = f"restart:{unique}"
+    states = []
+    options = own_hiventd.options()
+    consumer = consumer_class(topic, f"svc-{unique}")(options, env=False, expected=2)
+    run_until_connected(consumer)
+    with hivent.Client(options, env=False, on_state=lambda s, a, n: states.append(s)) as client:
+        client.emit(topic, {"n": 1})
+        consumer.poll(1)
+        own_hiventd.restart()
+        # The client reconnects by itself and the emit waits for it.
+        event = client.emit(topic, {"n": 2}, timeout=20)
+        assert event.payload == {"n": 2}
+        wait_until(lambda: client.state == "connected")
+    consumer.run(timeout=20)
+    assert [event.payload["n"] for event in consumer.events] == [1, 2]
+    assert "backoff" in states or "connecting" in states
+
+
+def test_emit_async_buffered_while_hiventd_down(own_hiventd, unique):
+    options = own_hiventd.options()
+    with hivent.Client(options, env=False) as client:
+        client.emit(f"buffer:{unique}", {"warmup": True})
+        own_hiventd.stop()
+        futures = [client.emit_async(f"buffer:{unique}", {"i": i}) for i in range(5)]
+        time.sleep(0.3)
+        own_hiventd.start()
+        assert client.flush(20) == 0
+        assert [f.result().payload["i"] for f in futures] == list(range(5))
+
+
+# ---- memory transport ----
+
+
+def test_memory_transport_records_emits():
+    hivent.memory.clear()
+    assert hivent.memory.is_empty()
+    hivent.configure(server={"host": "memory"}, client_id="mem", env=False)
+    first = hivent.emit("mem:one", {"a": 1, "nested": {"b": [1, 2]}}, version=2, key="k")
+    hivent.emit("mem:two", {"a": 2})
+    assert hivent.memory.count() == 2
+    assert [event.name for event in hivent.memory.all()] == ["mem:one", "mem:two"]
+    assert hivent.memory.all()[0] == first
+    assert hivent.memory.last().payload == {"a": 2}
+    assert hivent.memory.includes("mem:one")
+    assert hivent.memory.includes("mem:one", {"a": 1})
+    assert hivent.memory.includes("mem:one", {"a": 1}, {"version": 2, "key": "k"})
+    assert hivent.memory.includes(None, {"a": 2})
+    assert not hivent.memory.includes("mem:one", {"a": 2})
+    assert not hivent.memory.includes("mem:one", None, {"version": 1})
+    assert not hivent.memory.includes("mem:three")
+    hivent.memory.clear()
+    assert hivent.memory.is_empty()
+    assert hivent.memory.last() is None
+    assert hivent.memory.all() == []
+
+
+def test_memory_transport_async_and_consumer():
+    hivent.memory.clear()
+    cls = consumer_class("mem:consumed", "mem-svc", partitions=3)
+    consumer = cls(server={"host": "memory"}, env=False, expected=3)
+    consumer.start()
+    with hivent.Client(server={"host": "memory"}, env=False) as client:
+        futures = [client.emit_async("mem:consumed", {"i": i}, key=f"k{i}") for i in range(3)]
+        assert client.flush(5) == 0
+    assert [f.result().payload["i"] for f in futures] == [0, 1, 2]
+    consumer.run(timeout=5)
+    assert sorted(event.payload["i"] for event in consumer.events) == [0, 1, 2]
+    for event in consumer.events:
+        assert event.partition == zlib.crc32(event.key.encode()) % 3
+
+
+def test_memory_includes_rejects_unconvertible_subset():
+    with pytest.raises(TypeError, match=r'payload\["x"\]'):
+        hivent.memory.includes("any", {"x": object()})
