@@ -215,6 +215,7 @@ char *cli_read_secret_file(const char *path, const char *what)
     }
     char *line = NULL;
     size_t cap = 0;
+    errno = 0;
     ssize_t len = getline(&line, &cap, f);
     int read_errno = errno;
     fclose(f);

@@ -268,6 +268,8 @@ enum cli_record_status cli_record_next(struct cli_record_reader *r,
         return CLI_RECORD_END;
     if (!r->started) {
         r->started = 1;
+        if (r->size >= 3 && memcmp(r->data, "\xef\xbb\xbf", 3) == 0)
+            r->offset = r->line_start = 3; /* UTF-8 byte order mark */
         skip_space(r);
         if (r->offset < r->size && r->data[r->offset] == '[') {
             r->in_array = 1;
