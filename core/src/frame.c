@@ -268,8 +268,10 @@ int hv_frame_decode(const void *data, size_t len, size_t max_size, hv_frame_t *f
         return -1;
     }
     if (len >= 2 && p[0] == 0x1f && p[1] == 0x8b) {
-        if (hv_gunzip(p, len, max_size, &inflated, err, err_size) != 0)
+        if (hv_gunzip(p, len, max_size, &inflated, err, err_size) != 0) {
+            hv_buf_free(&inflated);
             return -1;
+        }
         p = inflated.data;
         len = inflated.len;
     }
