@@ -309,5 +309,44 @@ class ProtocolTest(unittest.TestCase):
         self.assertEqual(status, 404)
 
 
+class TlsTest(unittest.TestCase):
+    """--tls-cert and --tls-key serve wss and https on the same port."""
+
+    def test_wss_and_https(self):
+        import os
+        import shutil
+        import ssl
+        import subprocess
+        import tempfile
+        if not shutil.which("openssl"):
+            self.skipTest("openssl command not found")
+        tmp = tempfile.mkdtemp(prefix="hiventd-tls-")
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True)
+        server = hvtest.Server(args=["--tls-cert", cert, "--tls-key", key]).start()
+        try:
+            ctx = ssl.create_default_context(cafile=cert)
+
+            async def body():
+                url = "wss://127.0.0.1:%d/producer/websocket?vsn=1.0.0" % server.port
+                ws = await websockets.connect(url, ssl=ctx)
+                await ws.send(hvtest.pack_frame("phoenix", "heartbeat", {}, 0))
+                frame = hvtest.unpack_frame(await asyncio.wait_for(ws.recv(), 5))
+                await ws.close()
+                return frame
+            self.assertEqual(run(body())["payload"]["status"], "ok")
+            import urllib.request
+            with urllib.request.urlopen("https://127.0.0.1:%d/health" % server.port,
+                                        context=ctx, timeout=5) as resp:
+                self.assertEqual(resp.status, 200)
+        finally:
+            self.assertEqual(server.stop(), 0)
+            server.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
