@@ -8,9 +8,9 @@
 -- $HIVENT_BUILD_DIR/server/hiventd, else build/server/hiventd) on
 -- 127.0.0.1 with a free port and a temporary data directory, and stops it
 -- at the end.  It emits N events (default 20000) with emit_async and a
--- delivery callback, each with a payload map whose "data" string has
--- B bytes (default 100) and a key cycling over 64 values, waits for all
--- replies with flush, and prints one line:
+-- delivery callback.  Each payload map has a "data" string of B bytes
+-- (default 100), and keys cycle over 64 values.  The script waits for
+-- all replies with flush and prints one line:
 --   lua_emit: N events in S s = R events/s (F failed)
 -- The rate counts from the first emit to the last delivery callback.  The
 -- hivent module must be on package.path/cpath (for example after

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the Lua binding from this checkout with `luarocks make` into a
-# temporary rock tree (no rock server needed), starts hiventd on
-# 127.0.0.1 with a free port and a temporary data directory, and runs the
+# temporary rock tree (no rock server needed).  It then starts hiventd on
+# 127.0.0.1 with a free port and a temporary data directory and runs the
 # busted suite in spec/ under Lua 5.4.  Exits non-zero on any failure.
 #
 # HIVENT_BUILD_DIR: CMake build directory with libhivent.a and

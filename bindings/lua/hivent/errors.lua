@@ -52,9 +52,9 @@ function errors.raise(code, message, level)
   error(errors.new(code, message), (level or 1) + 1)
 end
 
---- Returns true when `value` is a hivent error object; with `code` (a
--- number or a name such as "HIVENT_ERR_TIMED_OUT" or "TIMED_OUT"), only
--- when it is that error.
+--- Returns true when `value` is a hivent error object.  When `code` is
+-- given (a number, or a name such as "HIVENT_ERR_TIMED_OUT" or
+-- "TIMED_OUT"), it must also be that error.
 function errors.is(value, code)
   if getmetatable(value) ~= Error then
     return false

@@ -170,9 +170,9 @@ describe("payload conversion", function()
   end)
 
   it("round-trips the GitHub webhook payloads", function()
-    local examples, why = compare.webhooks(hivent.null)
+    local examples, reason = compare.webhooks(hivent.null)
     if not examples then
-      pending(why)
+      pending(reason)
       return
     end
     assert.are.equal(329, #examples)

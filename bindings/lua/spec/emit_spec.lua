@@ -96,9 +96,9 @@ describe("emit", function()
   end)
 
   it("emits the GitHub webhook payloads without loss", function()
-    local examples, why = compare.webhooks(hivent.null)
+    local examples, reason = compare.webhooks(hivent.null)
     if not examples then
-      pending(why)
+      pending(reason)
       return
     end
     local failures = {}

@@ -243,8 +243,8 @@ static void pack_number(pack_state *s, int index)
         check_pack(s, msgpack_pack_double(&s->packer, (double)lua_tonumber(s->L, index)));
 }
 
-/* Counts the keys of the table at @p index and tells whether they are
- * exactly the integers 1..n with n > 0. */
+/* Counts the keys of the table at @p index and stores in @p is_array
+ * whether they are exactly the integers 1..n with n > 0. */
 static size_t table_shape(lua_State *L, int index, int *is_array)
 {
     size_t count = 0;

@@ -54,7 +54,7 @@ void hv_lua_push_event(lua_State *L, const hivent_event_t *event);
  * when the conversion raises.  NULL pushes nil. */
 void hv_lua_push_owned_event(lua_State *L, hivent_event_t *event);
 
-/* Returns 1 when @p s holds well-formed UTF-8 (no overlong forms, no
+/* Returns 1 when @p s contains well-formed UTF-8 (no overlong forms, no
  * surrogates, nothing above U+10FFFF). */
 int hv_lua_utf8_valid(const unsigned char *s, size_t n);
 

@@ -1,5 +1,5 @@
--- Deep comparison of decoded payloads that also tells integers from
--- floats, and reports the first difference with its path.
+-- Deep comparison of decoded payloads.  It distinguishes integers from
+-- floats and reports the first difference with its path.
 local compare = {}
 
 local function describe(value)
@@ -31,9 +31,9 @@ function compare.deep(expected, actual, path)
     return true
   end
   for key, value in pairs(expected) do
-    local ok, why = compare.deep(value, actual[key], path .. "[" .. tostring(key) .. "]")
+    local ok, difference = compare.deep(value, actual[key], path .. "[" .. tostring(key) .. "]")
     if not ok then
-      return false, why
+      return false, difference
     end
   end
   for key in pairs(actual) do
@@ -46,8 +46,8 @@ end
 
 --- Asserts deep equality with a message naming the first difference.
 function compare.assert_same(expected, actual, label)
-  local ok, why = compare.deep(expected, actual, label)
-  assert(ok, why)
+  local ok, difference = compare.deep(expected, actual, label)
+  assert(ok, difference)
 end
 
 --- Loads the GitHub webhook examples: a list of {name, json, payload}.
