@@ -475,7 +475,7 @@ static int begin_request(struct lws *wsi, void **state, const char *path)
     req->authorized = check_admin_key(wsi, srv);
 
     /* With a Content-Length (even 0) lws reports the end of the body with
-     * LWS_CALLBACK_HTTP_BODY_COMPLETION, and the request is answered then. */
+     * LWS_CALLBACK_HTTP_BODY_COMPLETION, and the response is built then. */
     if (req->post && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
         return 0;
     route(srv, req);

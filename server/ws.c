@@ -922,8 +922,8 @@ int hvd_query_param(struct lws *wsi, const char *name, char *buf, int size)
     return -1;
 }
 
-/* Answers an upgrade request with an HTTP/1.1 error response and closes.
- * The response is written by hand because lws_return_http_status() answers
+/* Rejects an upgrade request with an HTTP/1.1 error response and closes.
+ * The response is written by hand because lws_return_http_status() writes
  * HTTP/1.0 at this stage, which WebSocket clients reject as malformed. */
 static int reject_upgrade(struct lws *wsi, unsigned int status, const char *why)
 {

@@ -220,7 +220,7 @@ class Peer:
         ref = self.next_ref
         self.next_ref += 1
         fut = asyncio.get_event_loop().create_future()
-        # Replies nobody waits for (acks sent without awaiting) may fail on close.
+        # A reply that no caller awaits (an ack sent without waiting) may fail on close.
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.replies[ref] = fut
         self.waiting[ref] = fut

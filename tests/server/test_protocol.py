@@ -207,7 +207,6 @@ class ProtocolTest(unittest.TestCase):
             resp = await p.emit("big:event", big)
             ev_plain = await plain.receive_events(1)
             ev_zip = await zipped.receive_events(1)
-            raw_plain = [f for f in plain.frames if f["event"] == "event:received"]
             await p.close()
             await plain.close()
             await zipped.close()
