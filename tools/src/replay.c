@@ -380,7 +380,8 @@ static int replay_events(struct replay *r, struct cli_options *opts)
     cli_progress_finish(&r->progress);
 
     double seconds = (double)(cli_now_ms() - r->progress.start_ms) / 1000.0;
-    qsort(r->failures, r->failure_count, sizeof *r->failures, compare_failures);
+    if (r->failure_count > 0)
+        qsort(r->failures, r->failure_count, sizeof *r->failures, compare_failures);
     print_summary(r, seconds);
     if (r->args->failed_out && (r->failure_count > 0 || r->submitted < r->total))
         write_failed_out(r);
