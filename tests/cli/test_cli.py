@@ -570,6 +570,27 @@ class ReplayTest(CliTestCase):
         with open(failed_out, encoding="utf-8") as f:
             self.assertEqual(len(f.readlines()), 5)
 
+    def test_sigint_stops_and_lists_unsent(self):
+        records = [{"name": "sample.interrupt", "payload": {"n": i}, "meta": {"version": 1}}
+                   for i in range(20000)]
+        path = self.write_records("interrupt.jsonl", records)
+        failed_out = self.temp_path("interrupt-rest.jsonl")
+        replay = Background([HIVENT, "replay", "--window", "1", "--failed-out", failed_out,
+                             path], self.env())
+        time.sleep(0.5)
+        replay.proc.send_signal(signal.SIGINT)
+        code, out, err = replay.finish(30)
+        self.assertEqual(code, EXIT_FAILED, err)
+        self.assertIn("interrupted by signal 2", err)
+        summary = [line for line in err.splitlines() if "published" in line][0]
+        published = int(summary.split(", ")[1].split()[0])
+        not_sent = int(summary.split(", ")[3].split()[0])
+        self.assertGreater(not_sent, 0)
+        self.assertEqual(published + not_sent, len(records), summary)
+        with open(failed_out, encoding="utf-8") as f:
+            rest = [json.loads(line) for line in f]
+        self.assertEqual(rest, records[published:])
+
     def test_missing_file(self):
         result = self.run_cli(["replay", self.temp_path("absent.jsonl")])
         self.assert_exit(result, EXIT_USAGE)
@@ -626,6 +647,21 @@ class ErrorsTest(CliTestCase):
                 result = self.run_cli(args, env=env)
                 self.assert_exit(result, EXIT_CONNECTION)
                 self.assertIn("hiventd is running", result.stderr)
+
+    def test_silent_server_times_out(self):
+        # The kernel completes TCP handshakes for the backlog, but nothing
+        # ever answers the WebSocket upgrade.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
+            env = self.env(port=silent.getsockname()[1])
+            started = time.monotonic()
+            result = self.run_cli(["emit", "x.y", "--version", "1", "--payload", "{}",
+                                   "--timeout", "1500"], env=env)
+        self.assert_exit(result, EXIT_TIMED_OUT)
+        self.assertLess(time.monotonic() - started, 10.0)
+        self.assertIn("no delivery report", result.stderr)
+        self.assertIn("--timeout", result.stderr)
 
     def test_wrong_api_key(self):
         result = self.run_cli(["emit", "x.y", "--version", "1", "--payload", "{}"],
