@@ -83,8 +83,8 @@ int main(int argc, char **argv)
     }
     status = rejected == expected ? 0 : 1;
     if (status != 0)
-        fprintf(stderr, "reject_consumer: rejected %ld of %ld events in 20 s\n",
-                rejected, expected);
+        fprintf(stderr, "reject_consumer: rejected %ld of %ld events in 20 s\n", rejected,
+                expected);
 out:
     hivent_consumer_close(consumer, 5000);
     hivent_consumer_destroy(consumer);

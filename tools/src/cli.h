@@ -11,11 +11,11 @@
 /* Exit statuses; docs/cli.md lists them for users. */
 enum cli_exit {
     CLI_EXIT_OK = 0,
-    CLI_EXIT_FAILED = 1,      /* some events failed, or the server is not ok */
-    CLI_EXIT_USAGE = 2,       /* bad option, bad input or bad configuration */
-    CLI_EXIT_CONNECTION = 3,  /* unreachable server, TLS failure, key rejected */
-    CLI_EXIT_REJECTED = 4,    /* the server rejected the request */
-    CLI_EXIT_TIMED_OUT = 5    /* no reply or no progress within --timeout */
+    CLI_EXIT_FAILED = 1,     /* some events failed, or the server is not ok */
+    CLI_EXIT_USAGE = 2,      /* bad option, bad input or bad configuration */
+    CLI_EXIT_CONNECTION = 3, /* unreachable server, TLS failure, key rejected */
+    CLI_EXIT_REJECTED = 4,   /* the server rejected the request */
+    CLI_EXIT_TIMED_OUT = 5   /* no reply or no progress within --timeout */
 };
 
 #define CLI_MAX_SETS 64
@@ -23,26 +23,26 @@ enum cli_exit {
 
 /* Options every subcommand accepts, as given on the command line. */
 struct cli_options {
-    const char *config_path;     /* --config */
-    const char *host;            /* --host */
-    const char *port;            /* --port */
-    int secure;                  /* --secure: 1, else 0 */
-    const char *api_key_file;    /* --api-key-file */
-    const char *admin_key_file;  /* --admin-key-file */
-    const char *client_id;       /* --client-id */
+    const char *config_path;        /* --config */
+    const char *host;               /* --host */
+    const char *port;               /* --port */
+    int secure;                     /* --secure: 1, else 0 */
+    const char *api_key_file;       /* --api-key-file */
+    const char *admin_key_file;     /* --admin-key-file */
+    const char *client_id;          /* --client-id */
     const char *sets[CLI_MAX_SETS]; /* --set KEY=VALUE, in order */
     int set_count;
-    int verbose;                 /* count of -v */
-    int quiet;                   /* --quiet */
-    long timeout_ms;             /* --timeout, CLI_DEFAULT_TIMEOUT_MS unless given */
+    int verbose;     /* count of -v */
+    int quiet;       /* --quiet */
+    long timeout_ms; /* --timeout, CLI_DEFAULT_TIMEOUT_MS unless given */
 };
 
 /* Configuration resolved from defaults, the config file, HIVENT_* variables
  * and flags, in increasing order of precedence. */
 struct cli_config {
-    hivent_conf_t *conf;         /* NULL once handed to a client or consumer */
-    char *admin_key;             /* NULL when none was given */
-    char *config_path;           /* file that was read, or NULL */
+    hivent_conf_t *conf; /* NULL once handed to a client or consumer */
+    char *admin_key;     /* NULL when none was given */
+    char *config_path;   /* file that was read, or NULL */
 };
 
 extern const char *cli_program;
@@ -66,19 +66,19 @@ enum cli_common_opt {
     CLI_OPT_TIMEOUT,
     CLI_OPT_FIRST_SUBCOMMAND = 1100
 };
-#define CLI_COMMON_LONGOPTS                                                  \
-    {"config", required_argument, NULL, CLI_OPT_CONFIG},                     \
-    {"host", required_argument, NULL, 'H'},                                  \
-    {"port", required_argument, NULL, 'p'},                                  \
-    {"secure", no_argument, NULL, CLI_OPT_SECURE},                           \
-    {"api-key-file", required_argument, NULL, CLI_OPT_API_KEY_FILE},         \
-    {"admin-key-file", required_argument, NULL, CLI_OPT_ADMIN_KEY_FILE},     \
-    {"client-id", required_argument, NULL, CLI_OPT_CLIENT_ID},               \
-    {"set", required_argument, NULL, 'X'},                                   \
-    {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},                   \
-    {"verbose", no_argument, NULL, 'v'},                                     \
-    {"quiet", no_argument, NULL, 'q'},                                       \
-    {"help", no_argument, NULL, 'h'}
+#define CLI_COMMON_LONGOPTS                                                                    \
+    {"config", required_argument, NULL, CLI_OPT_CONFIG},                                       \
+        {"host", required_argument, NULL, 'H'}, {"port", required_argument, NULL, 'p'},        \
+        {"secure", no_argument, NULL, CLI_OPT_SECURE},                                         \
+        {"api-key-file", required_argument, NULL, CLI_OPT_API_KEY_FILE},                       \
+        {"admin-key-file", required_argument, NULL, CLI_OPT_ADMIN_KEY_FILE},                   \
+        {"client-id", required_argument, NULL, CLI_OPT_CLIENT_ID},                             \
+        {"set", required_argument, NULL, 'X'},                                                 \
+        {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},                                 \
+        {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'},                \
+    {                                                                                          \
+        "help", no_argument, NULL, 'h'                                                         \
+    }
 
 /* Text of the common options for --help output. */
 extern const char cli_common_help[];
@@ -97,8 +97,7 @@ int cli_parse_long(const char *name, const char *text, long min, long max, long 
 int cli_config_load(struct cli_config *cfg, const struct cli_options *opts);
 void cli_config_free(struct cli_config *cfg);
 /* Copies configuration value @key into @dest; "" when unset or too long. */
-void cli_config_get(const hivent_conf_t *conf, const char *key, char *dest,
-                    size_t dest_size);
+void cli_config_get(const hivent_conf_t *conf, const char *key, char *dest, size_t dest_size);
 
 /* Reads the first line of @path as a secret, without the line ending.
  * Returns a heap string or NULL after printing an error naming @what. */

@@ -32,8 +32,7 @@ static const char *const cli_defaults[][2] = {
     {"flush_timeout", "0"},
 };
 
-static int set_key(hivent_conf_t *conf, const char *key, const char *value,
-                   const char *source)
+static int set_key(hivent_conf_t *conf, const char *key, const char *value, const char *source)
 {
     char errstr[512];
     if (hivent_conf_set(conf, key, value, errstr, sizeof errstr) == HIVENT_OK)
@@ -101,7 +100,8 @@ static int parse_line(char *line, const char *where, char **key, char **value)
     *value = trim(eq + 1);
     if (!valid_key_name(*key)) {
         cli_error("%s: invalid key '%.40s'; keys contain letters, digits, "
-                  "'.', '_' and '-'", where, *key);
+                  "'.', '_' and '-'",
+                  where, *key);
         return -1;
     }
     size_t len = strlen(*value);
@@ -117,13 +117,14 @@ static void warn_if_readable(const char *path, int fd)
     struct stat st;
     if (fstat(fd, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
         cli_warn("%s holds a key and other users can read it; run "
-                 "'chmod 600 %s'", path, path);
+                 "'chmod 600 %s'",
+                 path, path);
 }
 
 /* Applies one config file setting.  Returns 1 when it was a key, 0 for
  * another setting, -1 on error. */
-static int apply_setting(struct cli_config *cfg, const char *key,
-                         const char *value, const char *where)
+static int apply_setting(struct cli_config *cfg, const char *key, const char *value,
+                         const char *where)
 {
     if (strcmp(key, ADMIN_KEY_NAME) == 0) {
         free(cfg->admin_key);
@@ -155,8 +156,8 @@ static int load_file(struct cli_config *cfg, const char *path, int required)
         lineno++;
         snprintf(where, sizeof where, "%s:%ld", path, lineno);
         if (len > CONFIG_LINE_MAX || strlen(line) != (size_t)len) {
-            cli_error("%s: line is longer than %d bytes or contains a NUL byte",
-                      where, CONFIG_LINE_MAX);
+            cli_error("%s: line is longer than %d bytes or contains a NUL byte", where,
+                      CONFIG_LINE_MAX);
             rc = -1;
             break;
         }
@@ -220,8 +221,7 @@ static int apply_flags(struct cli_config *cfg, const struct cli_options *opts)
         return -1;
     if (opts->secure && set_key(conf, "server.secure", "true", "--secure") != 0)
         return -1;
-    if (opts->client_id &&
-        set_key(conf, "client_id", opts->client_id, "--client-id") != 0)
+    if (opts->client_id && set_key(conf, "client_id", opts->client_id, "--client-id") != 0)
         return -1;
     for (int i = 0; i < opts->set_count; i++) {
         if (apply_set_option(cfg, opts->sets[i]) != 0)
@@ -273,8 +273,7 @@ int cli_config_load(struct cli_config *cfg, const struct cli_options *opts)
         return CLI_EXIT_USAGE;
     }
     for (size_t i = 0; i < sizeof cli_defaults / sizeof cli_defaults[0]; i++) {
-        if (set_key(cfg->conf, cli_defaults[i][0], cli_defaults[i][1],
-                    "built-in default") != 0)
+        if (set_key(cfg->conf, cli_defaults[i][0], cli_defaults[i][1], "built-in default") != 0)
             goto fail;
     }
 
@@ -302,8 +301,7 @@ void cli_config_free(struct cli_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
-void cli_config_get(const hivent_conf_t *conf, const char *key, char *dest,
-                    size_t dest_size)
+void cli_config_get(const hivent_conf_t *conf, const char *key, char *dest, size_t dest_size)
 {
     size_t size = dest_size;
     if (hivent_conf_get(conf, key, dest, &size) != HIVENT_OK || size > dest_size)

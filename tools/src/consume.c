@@ -59,7 +59,7 @@ struct consume_args {
     const char *event_version;
     const char *prefetch;
     long partitions;
-    long count;          /* 0: no limit */
+    long count;           /* 0: no limit */
     long idle_timeout_ms; /* 0: none */
     int no_ack;
 };
@@ -69,7 +69,7 @@ struct consume_state {
     const struct cli_options *opts;
     hivent_consumer_t *consumer;
     long printed;
-    int exit_status;     /* set once the loop must stop */
+    int exit_status; /* set once the loop must stop */
     int done;
     int64_t last_event_ms;
 };
@@ -133,26 +133,40 @@ static int parse_args(int argc, char **argv, struct cli_options *opts,
 
     memset(args, 0, sizeof *args);
     args->format = "json";
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "s:P:f:c:", longopts,
-                              NULL)) != -1 && rc == 0) {
+    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "s:P:f:c:", longopts, NULL)) !=
+               -1 &&
+           rc == 0) {
         switch (opt) {
         case 'h':
             print_help(stdout);
             return CLI_EXIT_OK;
-        case 's': args->service = optarg; break;
+        case 's':
+            args->service = optarg;
+            break;
         case 'P':
             rc = cli_parse_long("--partitions", optarg, 1, 65536, &args->partitions);
             break;
-        case 'f': args->format = optarg; break;
-        case 'c': rc = cli_parse_long("--count", optarg, 1, LONG_MAX, &args->count); break;
-        case OPT_IDLE_TIMEOUT:
-            rc = cli_parse_long("--idle-timeout", optarg, 0, INT_MAX,
-                                &args->idle_timeout_ms);
+        case 'f':
+            args->format = optarg;
             break;
-        case OPT_INSTANCE: args->instance = optarg; break;
-        case OPT_EVENT_VERSION: args->event_version = optarg; break;
-        case OPT_PREFETCH: args->prefetch = optarg; break;
-        case OPT_NO_ACK: args->no_ack = 1; break;
+        case 'c':
+            rc = cli_parse_long("--count", optarg, 1, LONG_MAX, &args->count);
+            break;
+        case OPT_IDLE_TIMEOUT:
+            rc = cli_parse_long("--idle-timeout", optarg, 0, INT_MAX, &args->idle_timeout_ms);
+            break;
+        case OPT_INSTANCE:
+            args->instance = optarg;
+            break;
+        case OPT_EVENT_VERSION:
+            args->event_version = optarg;
+            break;
+        case OPT_PREFETCH:
+            args->prefetch = optarg;
+            break;
+        case OPT_NO_ACK:
+            args->no_ack = 1;
+            break;
         default:
             if (cli_options_apply(opts, opt, optarg) == 1)
                 break;
@@ -200,8 +214,8 @@ static void fail_with(struct consume_state *st, hivent_err_t err, const char *wh
     const char *hint = cli_err_hint(err);
     if (err == HIVENT_ERR_JOIN_REJECTED)
         cli_error("the server rejected joining event:%s as %s with %ld partitions: "
-                  "%s", st->args->topic, st->args->service, st->args->partitions,
-                  what);
+                  "%s",
+                  st->args->topic, st->args->service, st->args->partitions, what);
     else
         cli_error("consumer of event:%s as %s failed: %s (%s)", st->args->topic,
                   st->args->service, what, hivent_err_name(err));
@@ -281,12 +295,11 @@ static void handle_notice(struct consume_state *st, const hivent_notice_t *notic
             err == HIVENT_ERR_FAILED)
             fail_with(st, err, errstr[0] ? errstr : hivent_err_str(err));
         else
-            cli_warn("%s (%s)", errstr[0] ? errstr : hivent_err_str(err),
-                     hivent_err_name(err));
+            cli_warn("%s (%s)", errstr[0] ? errstr : hivent_err_str(err), hivent_err_name(err));
         break;
     case HIVENT_NOTICE_LOG:
-        fprintf(stderr, "%s: [%s] %s\n", cli_program,
-                hivent_notice_log_facility(notice), hivent_notice_log_message(notice));
+        fprintf(stderr, "%s: [%s] %s\n", cli_program, hivent_notice_log_facility(notice),
+                hivent_notice_log_message(notice));
         break;
     default:
         break;

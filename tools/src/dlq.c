@@ -35,8 +35,8 @@ struct dlq_args {
     enum dlq_action action;
     const char *service;
     const char *format;
-    long partition;      /* -1: every partition */
-    long limit;          /* 0: server's limit */
+    long partition; /* -1: every partition */
+    long limit;     /* 0: server's limit */
 };
 
 static void print_help(FILE *out)
@@ -73,8 +73,7 @@ static int parse_positionals(int argc, char **argv, struct dlq_args *args)
 {
     if (optind >= argc || parse_action(argv[optind], &args->action) != 0) {
         if (optind < argc)
-            cli_error("unknown dlq action '%s'; expected list, replay or purge",
-                      argv[optind]);
+            cli_error("unknown dlq action '%s'; expected list, replay or purge", argv[optind]);
         else
             cli_error("missing action; usage: hivent dlq list|replay|purge SERVICE");
         return CLI_EXIT_USAGE;
@@ -97,21 +96,19 @@ static int parse_positionals(int argc, char **argv, struct dlq_args *args)
     return check_format(args) == 0 ? -1 : CLI_EXIT_USAGE;
 }
 
-static int parse_args(int argc, char **argv, struct cli_options *opts,
-                      struct dlq_args *args)
+static int parse_args(int argc, char **argv, struct cli_options *opts, struct dlq_args *args)
 {
-    static const struct option longopts[] = {
-        CLI_COMMON_LONGOPTS,
-        {"partition", required_argument, NULL, 'P'},
-        {"limit", required_argument, NULL, 'l'},
-        {"format", required_argument, NULL, 'f'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
+                                             {"partition", required_argument, NULL, 'P'},
+                                             {"limit", required_argument, NULL, 'l'},
+                                             {"format", required_argument, NULL, 'f'},
+                                             {NULL, 0, NULL, 0}};
     int opt;
 
     memset(args, 0, sizeof *args);
     args->partition = -1;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "P:l:f:", longopts,
-                              NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "P:l:f:", longopts, NULL)) !=
+           -1) {
         switch (opt) {
         case 'h':
             print_help(stdout);
@@ -174,8 +171,8 @@ static void print_pretty_entry(json_t *entry)
     if (uuid)
         printf("  uuid    %s\n", uuid);
     printf("  reason  %s\n", reason && reason[0] ? reason : "(none given)");
-    char *payload = json_dumps(json_object_get(event, "payload"),
-                               JSON_COMPACT | JSON_ENCODE_ANY);
+    char *payload =
+        json_dumps(json_object_get(event, "payload"), JSON_COMPACT | JSON_ENCODE_ANY);
     if (payload)
         printf("  payload %s\n", payload);
     free(payload);
@@ -203,18 +200,20 @@ static int print_list(const struct dlq_args *args, const struct cli_http_respons
     json_t *root = json_loadb(resp->body, resp->size, 0, &jerr);
     json_t *events = json_object_get(root, "events");
     if (!json_is_array(events)) {
-        cli_error("unexpected response to dlq list: %s", root ? "no \"events\" array"
-                                                              : jerr.text);
+        cli_error("unexpected response to dlq list: %s",
+                  root ? "no \"events\" array" : jerr.text);
         json_decref(root);
         return CLI_EXIT_FAILED;
     }
     size_t i;
     json_t *entry;
     int rc = CLI_EXIT_OK;
-    json_array_foreach(events, i, entry) {
+    json_array_foreach(events, i, entry)
+    {
         if (!json_is_object(entry) || !json_is_object(json_object_get(entry, "event"))) {
             cli_error("unexpected dead letter %zu in the response: not an object "
-                      "with an \"event\"", i);
+                      "with an \"event\"",
+                      i);
             rc = CLI_EXIT_FAILED;
             continue;
         }
@@ -271,8 +270,7 @@ static int run_action(const struct dlq_args *args, struct cli_options *opts)
     if (rc == CLI_EXIT_OK) {
         if (!cfg.admin_key)
             cli_info(opts, 1, "no admin key given; sending the request without one");
-        rc = cli_http_request(&http, args->action == DLQ_LIST ? "GET" : "POST", path,
-                              &resp);
+        rc = cli_http_request(&http, args->action == DLQ_LIST ? "GET" : "POST", path, &resp);
     }
     if (rc == CLI_EXIT_OK) {
         static const char *const names[] = {"list", "replay", "purge"};

@@ -52,24 +52,22 @@ static void print_help(FILE *out)
     fputs(cli_common_help, out);
 }
 
-static int parse_args(int argc, char **argv, struct cli_options *opts,
-                      struct emit_args *args)
+static int parse_args(int argc, char **argv, struct cli_options *opts, struct emit_args *args)
 {
-    static const struct option longopts[] = {
-        CLI_COMMON_LONGOPTS,
-        {"version", required_argument, NULL, 'e'},
-        {"key", required_argument, NULL, 'k'},
-        {"cid", required_argument, NULL, 'c'},
-        {"payload", required_argument, NULL, 'd'},
-        {"format", required_argument, NULL, 'f'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
+                                             {"version", required_argument, NULL, 'e'},
+                                             {"key", required_argument, NULL, 'k'},
+                                             {"cid", required_argument, NULL, 'c'},
+                                             {"payload", required_argument, NULL, 'd'},
+                                             {"format", required_argument, NULL, 'f'},
+                                             {NULL, 0, NULL, 0}};
     int opt;
     long value;
 
     memset(args, 0, sizeof *args);
     args->format = "json";
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "e:k:c:d:f:",
-                              longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "e:k:c:d:f:", longopts, NULL)) !=
+           -1) {
         switch (opt) {
         case 'h':
             print_help(stdout);
@@ -105,7 +103,8 @@ static int parse_args(int argc, char **argv, struct cli_options *opts,
     }
     if (optind + 1 < argc) {
         cli_error("unexpected argument '%s'; give the payload with --payload "
-                  "or on standard input", argv[optind + 1]);
+                  "or on standard input",
+                  argv[optind + 1]);
         return CLI_EXIT_USAGE;
     }
     args->name = argv[optind];
@@ -123,40 +122,40 @@ static int parse_args(int argc, char **argv, struct cli_options *opts,
 
 /* Converts the payload text to MessagePack after checking that it is one
  * JSON object.  Returns 0, or -1 after printing the error. */
-static int convert_payload(const char *text, size_t size, const char *source,
-                           void **mp, size_t *mp_size)
+static int convert_payload(const char *text, size_t size, const char *source, void **mp,
+                           size_t *mp_size)
 {
     json_error_t jerr;
     json_t *root = json_loadb(text, size, 0, &jerr);
     if (!root) {
-        cli_error("invalid JSON payload (%s) at line %d, column %d: %s",
-                  source, jerr.line, jerr.column, jerr.text);
+        cli_error("invalid JSON payload (%s) at line %d, column %d: %s", source, jerr.line,
+                  jerr.column, jerr.text);
         return -1;
     }
     int is_object = json_is_object(root);
     json_decref(root);
     if (!is_object) {
         cli_error("invalid payload (%s): expected a JSON object such as "
-                  "{\"id\": 1}", source);
+                  "{\"id\": 1}",
+                  source);
         return -1;
     }
     char errstr[256];
-    if (hivent_json_to_msgpack(text, size, mp, mp_size, errstr, sizeof errstr) !=
-        HIVENT_OK) {
+    if (hivent_json_to_msgpack(text, size, mp, mp_size, errstr, sizeof errstr) != HIVENT_OK) {
         cli_error("invalid payload (%s): %s", source, errstr);
         return -1;
     }
     return 0;
 }
 
-static int read_payload(const struct emit_args *args, const struct cli_options *opts,
-                        void **mp, size_t *mp_size)
+static int read_payload(const struct emit_args *args, const struct cli_options *opts, void **mp,
+                        size_t *mp_size)
 {
     if (args->payload)
-        return convert_payload(args->payload, strlen(args->payload), "--payload",
-                               mp, mp_size);
+        return convert_payload(args->payload, strlen(args->payload), "--payload", mp, mp_size);
     if (isatty(STDIN_FILENO))
-        cli_info(opts, 0, "reading the payload from standard input; end it "
+        cli_info(opts, 0,
+                 "reading the payload from standard input; end it "
                  "with Ctrl-D");
     char *text;
     size_t size;
@@ -174,8 +173,7 @@ static void on_delivery(void *ctx, struct cli_pending *pending, hivent_err_t err
     result->reported = 1;
     result->err = err;
     snprintf(result->errstr, sizeof result->errstr, "%s", errstr);
-    if (err == HIVENT_OK && event &&
-        cli_print_event(stdout, event, result->format) != 0)
+    if (err == HIVENT_OK && event && cli_print_event(stdout, event, result->format) != 0)
         result->write_failed = 1;
 }
 
@@ -192,8 +190,8 @@ static int report_failure(const struct emit_args *args, const struct emit_result
     return cli_exit_for_err(r->err);
 }
 
-static int send_event(const struct emit_args *args, struct cli_options *opts,
-                      const void *mp, size_t mp_size)
+static int send_event(const struct emit_args *args, struct cli_options *opts, const void *mp,
+                      size_t mp_size)
 {
     struct cli_config cfg;
     struct cli_sender sender;
@@ -208,9 +206,9 @@ static int send_event(const struct emit_args *args, struct cli_options *opts,
     if (rc != CLI_EXIT_OK)
         return rc;
 
-    hivent_err_t err = cli_sender_submit(&sender, &result.pending, args->name, mp,
-                                         mp_size, args->version, args->cid,
-                                         args->key, errstr, sizeof errstr);
+    hivent_err_t err =
+        cli_sender_submit(&sender, &result.pending, args->name, mp, mp_size, args->version,
+                          args->cid, args->key, errstr, sizeof errstr);
     if (err == HIVENT_OK)
         cli_sender_wait(&sender, 0);
     cli_sender_close(&sender);
@@ -222,7 +220,8 @@ static int send_event(const struct emit_args *args, struct cli_options *opts,
         return report_failure(args, &result);
     if (result.write_failed) {
         cli_error("event '%s' was published but writing it to standard output "
-                  "failed", args->name);
+                  "failed",
+                  args->name);
         return CLI_EXIT_FAILED;
     }
     return CLI_EXIT_OK;

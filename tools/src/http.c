@@ -15,8 +15,8 @@
 
 static int is_true(const char *value)
 {
-    return strcmp(value, "true") == 0 || strcmp(value, "1") == 0 ||
-           strcmp(value, "yes") == 0 || strcmp(value, "on") == 0;
+    return strcmp(value, "true") == 0 || strcmp(value, "1") == 0 || strcmp(value, "yes") == 0 ||
+           strcmp(value, "on") == 0;
 }
 
 int cli_http_init(struct cli_http *http, const struct cli_config *cfg,
@@ -31,18 +31,18 @@ int cli_http_init(struct cli_http *http, const struct cli_config *cfg,
     cli_config_get(cfg->conf, "server.secure", secure, sizeof secure);
     cli_config_get(cfg->conf, "tls.verify", verify, sizeof verify);
     cli_config_get(cfg->conf, "tls.ca_file", http->ca_file, sizeof http->ca_file);
-    cli_config_get(cfg->conf, "connect_timeout", connect_timeout,
-                   sizeof connect_timeout);
+    cli_config_get(cfg->conf, "connect_timeout", connect_timeout, sizeof connect_timeout);
     if (strcmp(host, "memory") == 0 || !host[0]) {
         cli_error("server.host is '%s', but this command needs a running "
-                  "hiventd; set --host or HIVENT_SERVER_HOST", host);
+                  "hiventd; set --host or HIVENT_SERVER_HOST",
+                  host);
         return CLI_EXIT_USAGE;
     }
     /* An IPv6 address needs brackets in a URL. */
     int bracket = strchr(host, ':') != NULL && host[0] != '[';
     snprintf(http->base_url, sizeof http->base_url, "%s://%s%s%s:%s",
-             is_true(secure) ? "https" : "http", bracket ? "[" : "", host,
-             bracket ? "]" : "", port);
+             is_true(secure) ? "https" : "http", bracket ? "[" : "", host, bracket ? "]" : "",
+             port);
     http->verify = verify[0] == '\0' || is_true(verify);
     http->timeout_ms = opts->timeout_ms;
     http->connect_timeout_ms = atol(connect_timeout) > 0 ? atol(connect_timeout) : 10000;
@@ -90,8 +90,8 @@ static size_t write_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-static int transport_error(const struct cli_http *http, CURLcode code,
-                           const char *url, const char *detail)
+static int transport_error(const struct cli_http *http, CURLcode code, const char *url,
+                           const char *detail)
 {
     const char *reason_text = detail[0] ? detail : curl_easy_strerror(code);
     switch (code) {
@@ -141,8 +141,7 @@ static struct curl_slist *build_headers(const struct cli_http *http, char **auth
 {
     struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
     *auth = NULL;
-    if (http->admin_key && asprintf(auth, "Authorization: Bearer %s",
-                                    http->admin_key) < 0)
+    if (http->admin_key && asprintf(auth, "Authorization: Bearer %s", http->admin_key) < 0)
         *auth = NULL;
     if (*auth && headers) {
         struct curl_slist *with_auth = curl_slist_append(headers, *auth);
@@ -152,8 +151,8 @@ static struct curl_slist *build_headers(const struct cli_http *http, char **auth
     return headers;
 }
 
-int cli_http_request(const struct cli_http *http, const char *method,
-                     const char *path, struct cli_http_response *resp)
+int cli_http_request(const struct cli_http *http, const char *method, const char *path,
+                     struct cli_http_response *resp)
 {
     char url[2048], errbuf[CURL_ERROR_SIZE] = "";
     struct body_buffer body = {0};
@@ -229,13 +228,13 @@ int cli_http_fail(const struct cli_http *http, const char *what,
     char message[320];
     server_message(resp, message, sizeof message);
     if (resp->status == 401 || resp->status == 403) {
-        cli_error("%s failed: %s rejected the admin key (HTTP %ld)%s%s", what,
-                  http->base_url, resp->status, message[0] ? ": " : "", message);
+        cli_error("%s failed: %s rejected the admin key (HTTP %ld)%s%s", what, http->base_url,
+                  resp->status, message[0] ? ": " : "", message);
         cli_error("give hiventd's admin key with --admin-key-file, "
                   "HIVENT_ADMIN_KEY or admin_key in the config file");
         return CLI_EXIT_CONNECTION;
     }
-    cli_error("%s failed: %s answered HTTP %ld%s%s", what, http->base_url,
-              resp->status, message[0] ? ": " : "", message);
+    cli_error("%s failed: %s answered HTTP %ld%s%s", what, http->base_url, resp->status,
+              message[0] ? ": " : "", message);
     return CLI_EXIT_REJECTED;
 }

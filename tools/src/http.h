@@ -6,9 +6,9 @@
 
 /* Address, credentials and TLS settings of the admin interface. */
 struct cli_http {
-    char base_url[512];   /* "http://host:port" or "https://host:port" */
-    char ca_file[1024];   /* tls.ca_file, or "" for the system store */
-    int verify;           /* tls.verify */
+    char base_url[512]; /* "http://host:port" or "https://host:port" */
+    char ca_file[1024]; /* tls.ca_file, or "" for the system store */
+    int verify;         /* tls.verify */
     long timeout_ms;
     long connect_timeout_ms;
     const char *admin_key; /* NULL: no Authorization header */
@@ -16,7 +16,7 @@ struct cli_http {
 
 struct cli_http_response {
     long status;
-    char *body;           /* NUL-terminated; free with free() */
+    char *body; /* NUL-terminated; free with free() */
     size_t size;
 };
 
@@ -28,8 +28,8 @@ int cli_http_init(struct cli_http *http, const struct cli_config *cfg,
 /* Sends @method @path (with its query string, already escaped).  Returns
  * CLI_EXIT_OK with @resp filled for any HTTP status, or an exit status
  * after printing why no response arrived. */
-int cli_http_request(const struct cli_http *http, const char *method,
-                     const char *path, struct cli_http_response *resp);
+int cli_http_request(const struct cli_http *http, const char *method, const char *path,
+                     struct cli_http_response *resp);
 
 /* Prints the error of a response whose status is not 2xx and returns the
  * exit status for it. */

@@ -43,11 +43,8 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-    {"emit", cli_cmd_emit},
-    {"replay", cli_cmd_replay},
-    {"consume", cli_cmd_consume},
-    {"dlq", cli_cmd_dlq},
-    {"status", cli_cmd_status},
+    {"emit", cli_cmd_emit}, {"replay", cli_cmd_replay}, {"consume", cli_cmd_consume},
+    {"dlq", cli_cmd_dlq},   {"status", cli_cmd_status},
 };
 
 static const struct subcommand *find_subcommand(const char *name)
@@ -68,8 +65,7 @@ static int run_help(int argc, char **argv, struct cli_options *opts)
     }
     const struct subcommand *cmd = find_subcommand(argv[1]);
     if (!cmd) {
-        cli_error("unknown command '%s'; run 'hivent --help' for the list",
-                  argv[1]);
+        cli_error("unknown command '%s'; run 'hivent --help' for the list", argv[1]);
         return CLI_EXIT_USAGE;
     }
     char prog[64];
@@ -82,9 +78,7 @@ static int run_help(int argc, char **argv, struct cli_options *opts)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        CLI_COMMON_LONGOPTS,
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+        CLI_COMMON_LONGOPTS, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
     struct cli_options opts;
     int opt;
 
@@ -94,15 +88,14 @@ int main(int argc, char **argv)
     cli_options_init(&opts);
 
     /* "+" stops at the command name; its options are parsed by the command. */
-    while ((opt = getopt_long(argc, argv, "+" CLI_COMMON_SHORTOPTS "V", longopts,
-                              NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+" CLI_COMMON_SHORTOPTS "V", longopts, NULL)) !=
+           -1) {
         if (opt == 'h') {
             print_usage(stdout);
             return CLI_EXIT_OK;
         }
         if (opt == 'V') {
-            printf("hivent %s (libhivent %s)\n", HIVENT_VERSION_STR,
-                   hivent_version_str());
+            printf("hivent %s (libhivent %s)\n", HIVENT_VERSION_STR, hivent_version_str());
             return CLI_EXIT_OK;
         }
         int applied = cli_options_apply(&opts, opt, optarg);
@@ -120,8 +113,8 @@ int main(int argc, char **argv)
     }
     if (hivent_version_check(HIVENT_VERSION) != HIVENT_OK) {
         cli_error("libhivent %s cannot serve this hivent, built against %s; "
-                  "install matching versions", hivent_version_str(),
-                  HIVENT_VERSION_STR);
+                  "install matching versions",
+                  hivent_version_str(), HIVENT_VERSION_STR);
         return CLI_EXIT_USAGE;
     }
 
@@ -132,8 +125,7 @@ int main(int argc, char **argv)
         return run_help(sub_argc, sub_argv, &opts);
     const struct subcommand *cmd = find_subcommand(sub_argv[0]);
     if (!cmd) {
-        cli_error("unknown command '%s'; run 'hivent --help' for the list",
-                  sub_argv[0]);
+        cli_error("unknown command '%s'; run 'hivent --help' for the list", sub_argv[0]);
         return CLI_EXIT_USAGE;
     }
     /* getopt prefixes its messages with argv[0]. */

@@ -84,8 +84,7 @@ int cli_parse_long(const char *name, const char *text, long min, long max, long 
     errno = 0;
     long value = strtol(text, &end, 10);
     if (errno != 0 || end == text || *end != '\0' || value < min || value > max) {
-        cli_error("invalid %s '%s': expected an integer from %ld to %ld", name,
-                  text, min, max);
+        cli_error("invalid %s '%s': expected an integer from %ld to %ld", name, text, min, max);
         return -1;
     }
     *out = value;
@@ -222,18 +221,19 @@ char *cli_read_secret_file(const char *path, const char *what)
     if (len < 0) {
         free(line);
         if (read_errno != 0 && read_errno != ENOENT)
-            cli_error("cannot read the %s from '%s': %s", what, path,
-                      strerror(read_errno));
+            cli_error("cannot read the %s from '%s': %s", what, path, strerror(read_errno));
         else
             cli_error("the %s file '%s' is empty; write the key on its first "
-                      "line", what, path);
+                      "line",
+                      what, path);
         return NULL;
     }
     while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
         line[--len] = '\0';
     if (len == 0 || strlen(line) != (size_t)len) {
         cli_error("the first line of the %s file '%s' is empty or contains a "
-                  "NUL byte; write the key on its first line", what, path);
+                  "NUL byte; write the key on its first line",
+                  what, path);
         free(line);
         return NULL;
     }
@@ -271,8 +271,7 @@ int cli_read_all(const char *path, char **out, size_t *out_size)
         cli_error("out of memory reading '%s'", is_stdin ? "standard input" : path);
         rc = -1;
     } else if (ferror(f)) {
-        cli_error("cannot read '%s': %s", is_stdin ? "standard input" : path,
-                  strerror(errno));
+        cli_error("cannot read '%s': %s", is_stdin ? "standard input" : path, strerror(errno));
         free(buf);
         rc = -1;
     }

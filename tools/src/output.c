@@ -76,8 +76,7 @@ static int print_pretty(FILE *out, const hivent_event_t *event)
 
 int cli_print_event(FILE *out, const hivent_event_t *event, const char *format)
 {
-    int rc = strcmp(format, "pretty") == 0 ? print_pretty(out, event)
-                                           : print_json(out, event);
+    int rc = strcmp(format, "pretty") == 0 ? print_pretty(out, event) : print_json(out, event);
     if (fflush(out) != 0 || ferror(out))
         rc = -1;
     return rc;

@@ -44,8 +44,8 @@ void cli_progress_update(struct cli_progress *p, size_t done, size_t failed, int
     bar[BAR_WIDTH] = '\0';
     if (rate > 0)
         format_duration(left, sizeof left, (double)(p->total - done) / rate);
-    fprintf(stderr, "\r[%s] %zu/%zu %3zu%%  %.0f events/s  %s left", bar, done,
-            p->total, done * 100 / total, rate, left);
+    fprintf(stderr, "\r[%s] %zu/%zu %3zu%%  %.0f events/s  %s left", bar, done, p->total,
+            done * 100 / total, rate, left);
     if (failed > 0)
         fprintf(stderr, "  %zu failed", failed);
     fputs("\033[K", stderr);

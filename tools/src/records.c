@@ -24,8 +24,7 @@ static void format_err(char *err, size_t err_size, const char *fmt, ...)
     va_end(ap);
 }
 
-void cli_record_reader_init(struct cli_record_reader *r, const char *data,
-                            size_t size)
+void cli_record_reader_init(struct cli_record_reader *r, const char *data, size_t size)
 {
     memset(r, 0, sizeof *r);
     r->data = data;
@@ -57,8 +56,8 @@ static void advance(struct cli_record_reader *r, size_t offset)
 static void skip_space(struct cli_record_reader *r)
 {
     size_t i = r->offset;
-    while (i < r->size && (r->data[i] == ' ' || r->data[i] == '\t' ||
-                           r->data[i] == '\n' || r->data[i] == '\r'))
+    while (i < r->size && (r->data[i] == ' ' || r->data[i] == '\t' || r->data[i] == '\n' ||
+                           r->data[i] == '\r'))
         i++;
     advance(r, i);
 }
@@ -114,14 +113,21 @@ static int next_array_element(struct cli_record_reader *r, char *err, size_t err
 static const char *json_type_name(const json_t *value)
 {
     switch (json_typeof(value)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -134,8 +140,8 @@ static int optional_string(json_t *meta, const char *field, char **out, char *er
     if (!value || json_is_null(value))
         return 0;
     if (!json_is_string(value)) {
-        format_err(err, err_size, "meta.%s must be a string or null, found %s",
-                   field, json_type_name(value));
+        format_err(err, err_size, "meta.%s must be a string or null, found %s", field,
+                   json_type_name(value));
         return -1;
     }
     *out = strdup(json_string_value(value));
@@ -146,8 +152,7 @@ static int optional_string(json_t *meta, const char *field, char **out, char *er
     return 0;
 }
 
-static int convert_payload(json_t *payload, struct cli_record *rec, char *err,
-                           size_t err_size)
+static int convert_payload(json_t *payload, struct cli_record *rec, char *err, size_t err_size)
 {
     char *text = json_dumps(payload, JSON_COMPACT);
     if (!text) {
@@ -156,8 +161,7 @@ static int convert_payload(json_t *payload, struct cli_record *rec, char *err,
     }
     char detail[256];
     hivent_err_t rc = hivent_json_to_msgpack(text, strlen(text), &rec->payload,
-                                             &rec->payload_size, detail,
-                                             sizeof detail);
+                                             &rec->payload_size, detail, sizeof detail);
     free(text);
     if (rc != HIVENT_OK) {
         format_err(err, err_size, "invalid payload: %s", detail);
@@ -167,12 +171,10 @@ static int convert_payload(json_t *payload, struct cli_record *rec, char *err,
 }
 
 /* Fills @rec from a decoded record.  Returns 0, or -1 with a message. */
-static int convert_record(json_t *root, struct cli_record *rec, char *err,
-                          size_t err_size)
+static int convert_record(json_t *root, struct cli_record *rec, char *err, size_t err_size)
 {
     if (!json_is_object(root)) {
-        format_err(err, err_size, "expected an event object, found %s",
-                   json_type_name(root));
+        format_err(err, err_size, "expected an event object, found %s", json_type_name(root));
         return -1;
     }
     /* Entries of 'hivent dlq list' wrap the event as {"event": {...}}. */
@@ -197,19 +199,21 @@ static int convert_record(json_t *root, struct cli_record *rec, char *err,
     }
     json_t *meta = json_object_get(event, "meta");
     if (meta && !json_is_object(meta)) {
-        format_err(err, err_size, "\"meta\" must be an object, found %s",
-                   json_type_name(meta));
+        format_err(err, err_size, "\"meta\" must be an object, found %s", json_type_name(meta));
         return -1;
     }
     json_t *version = meta ? json_object_get(meta, "version") : NULL;
     if (!version) {
-        format_err(err, err_size, "missing meta.version: every event needs a "
+        format_err(err, err_size,
+                   "missing meta.version: every event needs a "
                    "positive integer version");
         return -1;
     }
     if (!json_is_integer(version) || json_integer_value(version) <= 0) {
-        format_err(err, err_size, "meta.version must be a positive integer, "
-                   "found %s", json_type_name(version));
+        format_err(err, err_size,
+                   "meta.version must be a positive integer, "
+                   "found %s",
+                   json_type_name(version));
         return -1;
     }
     rec->version = json_integer_value(version);
@@ -225,9 +229,8 @@ static int convert_record(json_t *root, struct cli_record *rec, char *err,
     return 0;
 }
 
-static enum cli_record_status decode_record(struct cli_record_reader *r,
-                                            struct cli_record *rec, char *err,
-                                            size_t err_size)
+static enum cli_record_status decode_record(struct cli_record_reader *r, struct cli_record *rec,
+                                            char *err, size_t err_size)
 {
     json_error_t jerr;
     size_t start = r->offset;
@@ -237,8 +240,8 @@ static enum cli_record_status decode_record(struct cli_record_reader *r,
         /* jansson counts lines and columns from the start of this record. */
         long line = r->line + jerr.line - 1;
         long col = jerr.line <= 1 ? column(r) + jerr.column - 1 : jerr.column;
-        format_err(err, err_size, "line %ld, column %ld: invalid JSON: %s",
-                   line, col, jerr.text);
+        format_err(err, err_size, "line %ld, column %ld: invalid JSON: %s", line, col,
+                   jerr.text);
         r->finished = 1;
         return CLI_RECORD_SYNTAX;
     }
@@ -258,9 +261,8 @@ static enum cli_record_status decode_record(struct cli_record_reader *r,
     return CLI_RECORD_OK;
 }
 
-enum cli_record_status cli_record_next(struct cli_record_reader *r,
-                                       struct cli_record *rec, char *err,
-                                       size_t err_size)
+enum cli_record_status cli_record_next(struct cli_record_reader *r, struct cli_record *rec,
+                                       char *err, size_t err_size)
 {
     memset(rec, 0, sizeof *rec);
     err[0] = '\0';
@@ -296,8 +298,7 @@ enum cli_record_status cli_record_next(struct cli_record_reader *r,
 
 int cli_record_write_line(FILE *out, const char *data, const struct cli_record *rec)
 {
-    json_t *root = json_loadb(data + rec->start, rec->end - rec->start,
-                              JSON_DECODE_ANY, NULL);
+    json_t *root = json_loadb(data + rec->start, rec->end - rec->start, JSON_DECODE_ANY, NULL);
     if (!root)
         return -1;
     char *text = json_dumps(root, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -9,24 +9,24 @@
 
 /* One input record, converted for hivent_emit_async(). */
 struct cli_record {
-    size_t index;          /* position in the input, from 0 */
-    long line;             /* line where the record starts, from 1 */
-    size_t start, end;     /* byte range of the record's text in the input */
-    char *name;            /* NULL when the record is invalid */
-    void *payload;         /* MessagePack map, free with hivent_free() */
+    size_t index;      /* position in the input, from 0 */
+    long line;         /* line where the record starts, from 1 */
+    size_t start, end; /* byte range of the record's text in the input */
+    char *name;        /* NULL when the record is invalid */
+    void *payload;     /* MessagePack map, free with hivent_free() */
     size_t payload_size;
     int64_t version;
-    char *cid;             /* NULL when absent */
-    char *key;             /* NULL when absent */
+    char *cid; /* NULL when absent */
+    char *key; /* NULL when absent */
 };
 
 struct cli_record_reader {
     const char *data;
     size_t size;
     size_t offset;
-    long line;             /* line of data[offset] */
-    size_t line_start;     /* offset of the first byte of that line */
-    int in_array;          /* input is one JSON array */
+    long line;         /* line of data[offset] */
+    size_t line_start; /* offset of the first byte of that line */
+    int in_array;      /* input is one JSON array */
     int started, finished;
     size_t next_index;
 };
@@ -38,15 +38,13 @@ enum cli_record_status {
     CLI_RECORD_SYNTAX = 3   /* invalid JSON; reading cannot continue */
 };
 
-void cli_record_reader_init(struct cli_record_reader *r, const char *data,
-                            size_t size);
+void cli_record_reader_init(struct cli_record_reader *r, const char *data, size_t size);
 
 /* Reads the next record into @rec, which the caller frees with
  * cli_record_clear().  On CLI_RECORD_INVALID and CLI_RECORD_SYNTAX, @err
  * holds a sentence with the line and column where that applies. */
-enum cli_record_status cli_record_next(struct cli_record_reader *r,
-                                       struct cli_record *rec, char *err,
-                                       size_t err_size);
+enum cli_record_status cli_record_next(struct cli_record_reader *r, struct cli_record *rec,
+                                       char *err, size_t err_size);
 
 void cli_record_clear(struct cli_record *rec);
 

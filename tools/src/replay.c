@@ -49,7 +49,7 @@ struct replay_args {
     const char *failed_out;
     long window;
     int dry_run;
-    int progress;  /* 1 on, 0 off, -1 when stderr is a terminal */
+    int progress; /* 1 on, 0 off, -1 when stderr is a terminal */
 };
 
 /* An event awaiting its delivery report. */
@@ -73,8 +73,8 @@ struct replay {
     const struct replay_args *args;
     const char *data;
     size_t size;
-    size_t total;        /* valid events in the input */
-    size_t submitted;    /* events handed to the client or failed there */
+    size_t total;     /* valid events in the input */
+    size_t submitted; /* events handed to the client or failed there */
     size_t published;
     struct replay_failure *failures;
     size_t failure_count, failure_cap;
@@ -95,8 +95,7 @@ static void print_help(FILE *out)
     fputs(cli_common_help, out);
 }
 
-static int parse_args(int argc, char **argv, struct cli_options *opts,
-                      struct replay_args *args)
+static int parse_args(int argc, char **argv, struct cli_options *opts, struct replay_args *args)
 {
     static const struct option longopts[] = {
         CLI_COMMON_LONGOPTS,
@@ -111,8 +110,8 @@ static int parse_args(int argc, char **argv, struct cli_options *opts,
     memset(args, 0, sizeof *args);
     args->window = DEFAULT_WINDOW;
     args->progress = -1;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "w:o:n", longopts,
-                              NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "w:o:n", longopts, NULL)) !=
+           -1) {
         switch (opt) {
         case 'h':
             print_help(stdout);
@@ -171,22 +170,21 @@ static int validate_input(struct replay *r)
         }
         records++;
         if (status == CLI_RECORD_INVALID && ++invalid <= MAX_LISTED)
-            cli_error("%s: record %zu (line %ld): %s", r->args->path, rec.index,
-                      rec.line, err);
+            cli_error("%s: record %zu (line %ld): %s", r->args->path, rec.index, rec.line, err);
         cli_record_clear(&rec);
     }
     if (invalid > 0) {
         cli_error("%zu of %zu records are invalid%s; nothing was sent; fix them "
-                  "and run replay again", invalid, records,
-                  invalid > MAX_LISTED ? " (first 100 listed)" : "");
+                  "and run replay again",
+                  invalid, records, invalid > MAX_LISTED ? " (first 100 listed)" : "");
         return CLI_EXIT_USAGE;
     }
     r->total = records;
     return CLI_EXIT_OK;
 }
 
-static void add_failure(struct replay *r, size_t index, long line, size_t start,
-                        size_t end, const char *name, const char *reason)
+static void add_failure(struct replay *r, size_t index, long line, size_t start, size_t end,
+                        const char *name, const char *reason)
 {
     if (r->failure_count == r->failure_cap) {
         size_t cap = r->failure_cap ? r->failure_cap * 2 : 64;
@@ -219,8 +217,7 @@ static void on_delivery(void *ctx, struct cli_pending *pending, hivent_err_t err
     } else {
         char reason[900];
         snprintf(reason, sizeof reason, "%s (%s)", errstr, hivent_err_name(err));
-        add_failure(r, item->index, item->line, item->start, item->end,
-                    item->name, reason);
+        add_failure(r, item->index, item->line, item->start, item->end, item->name, reason);
     }
     free(item->name);
     free(item);
@@ -229,13 +226,11 @@ static void on_delivery(void *ctx, struct cli_pending *pending, hivent_err_t err
 static void on_tick(void *ctx)
 {
     struct replay *r = ctx;
-    cli_progress_update(&r->progress, r->published + r->failure_count,
-                        r->failure_count, 0);
+    cli_progress_update(&r->progress, r->published + r->failure_count, r->failure_count, 0);
 }
 
 /* Submits one record.  Returns 0, or -1 when the client cannot take more. */
-static int submit_record(struct replay *r, struct cli_sender *s,
-                         const struct cli_record *rec)
+static int submit_record(struct replay *r, struct cli_sender *s, const struct cli_record *rec)
 {
     char errstr[768];
     struct replay_item *item = calloc(1, sizeof *item);
@@ -243,8 +238,7 @@ static int submit_record(struct replay *r, struct cli_sender *s,
     if (!item || !name) {
         free(item);
         free(name);
-        add_failure(r, rec->index, rec->line, rec->start, rec->end, rec->name,
-                    "out of memory");
+        add_failure(r, rec->index, rec->line, rec->start, rec->end, rec->name, "out of memory");
         return -1;
     }
     item->index = rec->index;
@@ -253,9 +247,9 @@ static int submit_record(struct replay *r, struct cli_sender *s,
     item->end = rec->end;
     item->name = name;
 
-    hivent_err_t err = cli_sender_submit(s, &item->pending, rec->name, rec->payload,
-                                         rec->payload_size, rec->version, rec->cid,
-                                         rec->key, errstr, sizeof errstr);
+    hivent_err_t err =
+        cli_sender_submit(s, &item->pending, rec->name, rec->payload, rec->payload_size,
+                          rec->version, rec->cid, rec->key, errstr, sizeof errstr);
     if (err == HIVENT_OK)
         return 0;
     char reason[900];
@@ -273,8 +267,7 @@ static void send_all(struct replay *r, struct cli_sender *s)
     char err[512];
 
     cli_record_reader_init(&reader, r->data, r->size);
-    while (!interrupted &&
-           cli_record_next(&reader, &rec, err, sizeof err) == CLI_RECORD_OK) {
+    while (!interrupted && cli_record_next(&reader, &rec, err, sizeof err) == CLI_RECORD_OK) {
         int stop = cli_sender_wait(s, (int)r->args->window - 1) != HIVENT_OK;
         if (!stop) {
             r->submitted++;
@@ -300,8 +293,8 @@ static void print_summary(const struct replay *r, double seconds)
     size_t not_sent = r->total - r->submitted;
 
     cli_error("replayed %s: %zu events, %zu published, %zu failed, %zu not sent "
-              "in %.2f s (%.0f events/s)", r->args->path, r->total, r->published,
-              failed, not_sent, seconds,
+              "in %.2f s (%.0f events/s)",
+              r->args->path, r->total, r->published, failed, not_sent, seconds,
               seconds > 0 ? (double)r->published / seconds : 0.0);
     if (failed == 0)
         return;
@@ -313,7 +306,8 @@ static void print_summary(const struct replay *r, double seconds)
     }
     if (failed > MAX_LISTED)
         cli_error("%zu more failed events are not listed; write all of them "
-                  "with --failed-out FILE", failed - MAX_LISTED);
+                  "with --failed-out FILE",
+                  failed - MAX_LISTED);
 }
 
 /* Writes the failed events, then the events never sent, as JSON lines. */
@@ -328,8 +322,7 @@ static int write_failed_out(const struct replay *r)
     size_t written = 0;
     int rc = 0;
     for (size_t i = 0; i < r->failure_count && rc == 0; i++) {
-        struct cli_record rec = {.start = r->failures[i].start,
-                                 .end = r->failures[i].end};
+        struct cli_record rec = {.start = r->failures[i].start, .end = r->failures[i].end};
         rc = cli_record_write_line(out, r->data, &rec);
         written++;
     }
@@ -349,8 +342,8 @@ static int write_failed_out(const struct replay *r)
         cli_error("cannot write --failed-out '%s': %m", path);
         return -1;
     }
-    cli_error("wrote %zu events to %s; replay them with 'hivent replay %s'",
-              written, path, path);
+    cli_error("wrote %zu events to %s; replay them with 'hivent replay %s'", written, path,
+              path);
     return 0;
 }
 
@@ -375,8 +368,7 @@ static int replay_events(struct replay *r, struct cli_options *opts)
     cli_progress_init(&r->progress, r->total, r->args->progress);
     send_all(r, &sender);
     cli_sender_close(&sender);
-    cli_progress_update(&r->progress, r->published + r->failure_count,
-                        r->failure_count, 1);
+    cli_progress_update(&r->progress, r->published + r->failure_count, r->failure_count, 1);
     cli_progress_finish(&r->progress);
 
     double seconds = (double)(cli_now_ms() - r->progress.start_ms) / 1000.0;

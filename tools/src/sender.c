@@ -32,9 +32,8 @@ static void unlink_pending(struct cli_pending *p)
     p->prev = p->next = p;
 }
 
-static void on_delivery(hivent_client_t *client, hivent_err_t err,
-                        const char *errstr, const hivent_event_t *event,
-                        void *msg_opaque, void *opaque)
+static void on_delivery(hivent_client_t *client, hivent_err_t err, const char *errstr,
+                        const hivent_event_t *event, void *msg_opaque, void *opaque)
 {
     struct cli_sender *s = opaque;
     struct cli_pending *p = msg_opaque;
@@ -49,16 +48,14 @@ static void on_delivery(hivent_client_t *client, hivent_err_t err,
         s->on_delivery(s->ctx, p, err, text_or(errstr, hivent_err_str(err)), event);
 }
 
-static void on_state(void *handle, hivent_state_t state, int attempt,
-                     int next_attempt_ms, hivent_err_t reason,
-                     const char *reason_str, void *opaque)
+static void on_state(void *handle, hivent_state_t state, int attempt, int next_attempt_ms,
+                     hivent_err_t reason, const char *reason_str, void *opaque)
 {
     struct cli_sender *s = opaque;
     const char *reason_text = text_or(reason_str, hivent_err_str(reason));
 
     if (reason == HIVENT_ERR_AUTH) {
-        set_fatal(s, HIVENT_ERR_AUTH, "cannot connect to %s: %s",
-                  s->server, reason_text);
+        set_fatal(s, HIVENT_ERR_AUTH, "cannot connect to %s: %s", s->server, reason_text);
         return;
     }
     switch (state) {
@@ -66,21 +63,22 @@ static void on_state(void *handle, hivent_state_t state, int attempt,
         cli_info(s->opts, 1, "connected to %s", s->server);
         break;
     case HIVENT_STATE_BACKOFF:
-        cli_info(s->opts, 1, "connection to %s failed (%s); attempt %d, "
-                 "retrying in %d ms", s->server, reason_text, attempt, next_attempt_ms);
+        cli_info(s->opts, 1,
+                 "connection to %s failed (%s); attempt %d, "
+                 "retrying in %d ms",
+                 s->server, reason_text, attempt, next_attempt_ms);
         break;
     case HIVENT_STATE_FAILED:
         set_fatal(s, reason != HIVENT_OK ? reason : HIVENT_ERR_FAILED,
-                  "cannot connect to %s after %d attempts: %s", s->server,
-                  attempt, reason_text);
+                  "cannot connect to %s after %d attempts: %s", s->server, attempt,
+                  reason_text);
         break;
     default:
         break;
     }
 }
 
-static void on_error(void *handle, hivent_err_t err, const char *errstr,
-                     void *opaque)
+static void on_error(void *handle, hivent_err_t err, const char *errstr, void *opaque)
 {
     struct cli_sender *s = opaque;
     const char *reason_text = text_or(errstr, hivent_err_str(err));
@@ -93,14 +91,14 @@ static void on_error(void *handle, hivent_err_t err, const char *errstr,
         cli_warn("%s (%s)", reason_text, hivent_err_name(err));
 }
 
-static void on_log(void *handle, int level, const char *facility,
-                   const char *message, void *opaque)
+static void on_log(void *handle, int level, const char *facility, const char *message,
+                   void *opaque)
 {
-    static const char *const names[] = {"emergency", "alert", "critical", "error",
-                                        "warning", "notice", "info", "debug"};
+    static const char *const names[] = {"emergency", "alert",  "critical", "error",
+                                        "warning",   "notice", "info",     "debug"};
     const char *name = level >= 0 && level <= 7 ? names[level] : "log";
-    fprintf(stderr, "%s: [%s] %s: %s\n", cli_program, text_or(facility, "-"),
-            name, text_or(message, ""));
+    fprintf(stderr, "%s: [%s] %s: %s\n", cli_program, text_or(facility, "-"), name,
+            text_or(message, ""));
 }
 
 int cli_sender_open(struct cli_sender *s, struct cli_config *cfg,
@@ -135,9 +133,8 @@ int cli_sender_open(struct cli_sender *s, struct cli_config *cfg,
 }
 
 hivent_err_t cli_sender_submit(struct cli_sender *s, struct cli_pending *pending,
-                               const char *name, const void *payload,
-                               size_t payload_size, int64_t version,
-                               const char *cid, const char *key, char *errstr,
+                               const char *name, const void *payload, size_t payload_size,
+                               int64_t version, const char *cid, const char *key, char *errstr,
                                size_t errstr_size)
 {
     for (;;) {
@@ -145,9 +142,8 @@ hivent_err_t cli_sender_submit(struct cli_sender *s, struct cli_pending *pending
             snprintf(errstr, errstr_size, "%s", s->fatal_msg);
             return s->fatal;
         }
-        hivent_err_t err = hivent_emit_async(s->client, name, payload,
-                                             payload_size, version, cid, key,
-                                             pending, errstr, errstr_size);
+        hivent_err_t err = hivent_emit_async(s->client, name, payload, payload_size, version,
+                                             cid, key, pending, errstr, errstr_size);
         if (err == HIVENT_OK)
             break;
         /* A full library queue drains as reports arrive; wait for one. */
@@ -173,7 +169,8 @@ hivent_err_t cli_sender_wait(struct cli_sender *s, int max_in_flight)
         if (idle_ms >= s->opts->timeout_ms) {
             set_fatal(s, HIVENT_ERR_TIMED_OUT,
                       "no delivery report from %s for %lld ms with %d events "
-                      "in flight", s->server, (long long)idle_ms, s->in_flight);
+                      "in flight",
+                      s->server, (long long)idle_ms, s->in_flight);
             break;
         }
         hivent_client_poll(s->client, POLL_INTERVAL_MS);

@@ -12,9 +12,8 @@ struct cli_pending {
 
 /* Receives the delivery report of @pending.  @event is the published event
  * on success, the event as sent on failure, or NULL. */
-typedef void cli_delivery_fn(void *ctx, struct cli_pending *pending,
-                             hivent_err_t err, const char *errstr,
-                             const hivent_event_t *event);
+typedef void cli_delivery_fn(void *ctx, struct cli_pending *pending, hivent_err_t err,
+                             const char *errstr, const hivent_event_t *event);
 /* Called after every poll while waiting, to redraw progress. */
 typedef void cli_tick_fn(void *ctx);
 
@@ -24,12 +23,12 @@ struct cli_sender {
     cli_delivery_fn *on_delivery;
     cli_tick_fn *on_tick;
     void *ctx;
-    struct cli_pending pending;  /* list head of emits awaiting a report */
+    struct cli_pending pending; /* list head of emits awaiting a report */
     int in_flight;
-    hivent_err_t fatal;          /* error that stops all emits, or HIVENT_OK */
+    hivent_err_t fatal; /* error that stops all emits, or HIVENT_OK */
     char fatal_msg[768];
-    int64_t last_progress_ms;    /* last submit into an idle client, or report */
-    char server[300];            /* "host:port" for messages */
+    int64_t last_progress_ms; /* last submit into an idle client, or report */
+    char server[300];         /* "host:port" for messages */
 };
 
 /* Creates the client from @cfg (taking its conf).  Returns CLI_EXIT_OK or
@@ -42,9 +41,8 @@ int cli_sender_open(struct cli_sender *s, struct cli_config *cfg,
  * Returns HIVENT_OK, or the error of an emit that was not queued (then no
  * report follows) with a message in @errstr. */
 hivent_err_t cli_sender_submit(struct cli_sender *s, struct cli_pending *pending,
-                               const char *name, const void *payload,
-                               size_t payload_size, int64_t version,
-                               const char *cid, const char *key, char *errstr,
+                               const char *name, const void *payload, size_t payload_size,
+                               int64_t version, const char *cid, const char *key, char *errstr,
                                size_t errstr_size);
 
 /* Dispatches delivery reports until at most @max_in_flight emits are

@@ -31,20 +31,17 @@ static void print_help(FILE *out)
     fputs(cli_common_help, out);
 }
 
-static int parse_args(int argc, char **argv, struct cli_options *opts,
-                      struct status_args *args)
+static int parse_args(int argc, char **argv, struct cli_options *opts, struct status_args *args)
 {
-    static const struct option longopts[] = {
-        CLI_COMMON_LONGOPTS,
-        {"format", required_argument, NULL, 'f'},
-        {"all", no_argument, NULL, 'a'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {CLI_COMMON_LONGOPTS,
+                                             {"format", required_argument, NULL, 'f'},
+                                             {"all", no_argument, NULL, 'a'},
+                                             {NULL, 0, NULL, 0}};
     int opt;
 
     args->format = "pretty";
     args->all = 0;
-    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "f:a", longopts,
-                              NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, CLI_COMMON_SHORTOPTS "f:a", longopts, NULL)) != -1) {
         switch (opt) {
         case 'h':
             print_help(stdout);
@@ -132,17 +129,18 @@ static void print_pretty(const char *server, json_t *health, json_t *metrics)
     json_t *value;
 
     printf("server   %s\n", server);
-    json_object_foreach(health, key, value) {
-        char *text = json_is_string(value)
-                         ? strdup(json_string_value(value))
-                         : json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_object_foreach(health, key, value)
+    {
+        char *text = json_is_string(value) ? strdup(json_string_value(value))
+                                           : json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
         printf("%-8s %s\n", key, text ? text : "?");
         free(text);
     }
     if (!metrics)
         return;
     printf("\nmetrics:\n");
-    json_object_foreach(metrics, key, value) {
+    json_object_foreach(metrics, key, value)
+    {
         double v = json_real_value(value);
         if (v == (double)(long long)v && v < 1e15 && v > -1e15)
             printf("  %-60s %lld\n", key, (long long)v);
@@ -191,8 +189,8 @@ static int show_status(const struct cli_http *http, const struct status_args *ar
     rc = fetch_metrics(http, args, &metrics);
     if (rc == CLI_EXIT_OK) {
         if (strcmp(args->format, "json") == 0) {
-            json_t *all = json_pack("{s:s, s:O, s:o?}", "server", http->base_url,
-                                    "health", health, "metrics", metrics);
+            json_t *all = json_pack("{s:s, s:O, s:o?}", "server", http->base_url, "health",
+                                    health, "metrics", metrics);
             char *text = all ? json_dumps(all, JSON_COMPACT) : NULL;
             if (text)
                 puts(text);
