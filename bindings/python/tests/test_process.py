@@ -115,6 +115,9 @@ CONSUMER_SCRIPT = textwrap.dedent(
 def test_run_stops_cleanly_on_signal(signum, tmp_path):
     process = subprocess.Popen([sys.executable, "-c", CONSUMER_SCRIPT], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # readline() blocks; the watchdog bounds it if the child hangs.
+    watchdog = threading.Timer(60, process.kill)
+    watchdog.start()
     try:
         assert process.stdout.readline().strip() == "ready"
         time.sleep(0.2)
@@ -123,6 +126,7 @@ def test_run_stops_cleanly_on_signal(signum, tmp_path):
         out, err = process.communicate(timeout=10)
         elapsed = time.monotonic() - sent
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.kill()
             process.wait()
