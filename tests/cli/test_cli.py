@@ -575,9 +575,11 @@ class ReplayTest(CliTestCase):
                    for i in range(20000)]
         path = self.write_records("interrupt.jsonl", records)
         failed_out = self.temp_path("interrupt-rest.jsonl")
-        replay = Background([HIVENT, "replay", "--window", "1", "--failed-out", failed_out,
-                             path], self.env())
-        time.sleep(0.5)
+        replay = Background([HIVENT, "replay", "--window", "1", "--progress", "--failed-out",
+                             failed_out, path], self.env())
+        # The progress bar appears once sending started; text mode reads its
+        # carriage returns as line ends.
+        self.assertTrue(replay.wait_for_stderr("events/s"), "replay never drew progress")
         replay.proc.send_signal(signal.SIGINT)
         code, out, err = replay.finish(30)
         self.assertEqual(code, EXIT_FAILED, err)
