@@ -10,9 +10,9 @@
 # $HIVENT_BUILD_DIR/server/hiventd, else build/server/hiventd) on 127.0.0.1
 # with a free port and a temporary data directory, and stops it at the end.
 # It emits N events (default 20000) with Hivent::Client#emit_async and a
-# delivery block, each with a payload Hash whose "data" String has B bytes
-# (default 100) and a key cycling over 64 values, waits for every reply
-# with flush, and prints one line:
+# delivery block.  Each payload Hash has a "data" String of B bytes
+# (default 100), and the keys cycle over 64 values.  The script waits for
+# every reply with flush and prints one line:
 #   ruby_emit: N events in S s = R events/s (F failed)
 # The rate counts from the first emit to the last delivery block.  The gem
 # must be installed (gem install hivent-VERSION.gem) or on the load path.

@@ -1,9 +1,9 @@
 #!/bin/sh
-# Builds the gem from this checkout (gem build, then gem install --local
-# into a temporary GEM_HOME, so no gem server is needed), starts hiventd on
-# 127.0.0.1 with a free port and a temporary data directory, and runs the
-# RSpec suite in spec/ against the installed gem from another directory.
-# Exits non-zero on any failure.
+# Builds the gem from this checkout with gem build and installs it with
+# gem install --local into a temporary GEM_HOME, so no gem server is
+# needed.  Then starts hiventd on 127.0.0.1 with a free port and a temporary
+# data directory, and runs the RSpec suite in spec/ against the installed
+# gem from another directory.  Exits non-zero on any failure.
 #
 # HIVENT_BUILD_DIR: CMake build directory with core/libhivent.a and
 # server/hiventd already built (default: build/ at the repository root).

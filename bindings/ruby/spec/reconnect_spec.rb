@@ -45,7 +45,7 @@ RSpec.describe "reconnect" do
     port = server.port
     server.stop
     client = Hivent::Client.new(server_config(port: port, log: log, max_reconnect_tries: 1,
-                                              reconnect_backoff_time: 50))
+                                              reconnect_backoff_time: 50, flush_timeout: 200))
     wait_until(15, "failed state") do
       client.poll(0.05)
       client.state == :failed

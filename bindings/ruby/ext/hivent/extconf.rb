@@ -62,7 +62,11 @@ def link_installed
   return nil unless pkg_config("hivent")
   return nil unless have_library("hivent", "hivent_version_check", "hivent/hivent.h")
 
-  "installed library (pkg-config hivent)"
+  # A libhivent outside the linker's default directories is found at run
+  # time through an rpath.
+  libdir = pkg_config("hivent", "variable=libdir").to_s.strip
+  $LDFLAGS << " -Wl,-rpath,#{libdir}" unless libdir.empty? || %w[/usr/lib /lib].include?(libdir)
+  "installed library (pkg-config hivent, #{libdir})"
 end
 
 def compile_sources(core_src)

@@ -79,8 +79,16 @@ static int64_t monotonic_ms(void)
 
 static hivent_notice_t *wait_for_notice(hv_rb_wait_t *w, int timeout_ms)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
+    int64_t deadline;
 
+    /* A pending notice is taken without releasing the GVL: a release and
+     * reacquire costs far more than next() with timeout 0. */
+    w->slice_ms = 0;
+    next_without_gvl(w);
+    if (w->notice || timeout_ms == 0)
+        return w->notice;
+
+    deadline = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
     for (;;) {
         int64_t left = deadline < 0 ? HV_RB_WAIT_SLICE_MS : deadline - monotonic_ms();
 
@@ -89,7 +97,7 @@ static hivent_notice_t *wait_for_notice(hv_rb_wait_t *w, int timeout_ms)
         w->slice_ms = left < HV_RB_WAIT_SLICE_MS ? (int)left : HV_RB_WAIT_SLICE_MS;
         w->notice = NULL;
         /* The gvl2 variant returns without raising, so a notice taken
-         * just before an interrupt is handed back, never leaked. */
+         * just before an interrupt is returned instead of dropped. */
         rb_thread_call_without_gvl2(next_without_gvl, w, unblock_nothing, NULL);
         if (w->notice)
             return w->notice;

@@ -11,7 +11,7 @@
 #include "hivent/hivent.h"
 #include "rb_glue.h"
 
-/* Longest field path kept for error messages; deeper paths end in "...". */
+/* Maximum length of a field path in error messages; longer paths end in "...". */
 #define HV_RB_PATH_MAX 240
 
 static VALUE hv_rb_cExt = Qnil;

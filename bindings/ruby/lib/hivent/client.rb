@@ -12,7 +12,7 @@ module Hivent
   class Client
     include Notices
 
-    # Longest wait, in seconds, between checks of other threads' state.
+    # Maximum wait, in seconds, between checks of other threads' state.
     SLICE = 0.2
     # Notices dispatched per poll before control returns to the caller.
     DRAIN_LIMIT = 10_000
@@ -129,8 +129,10 @@ module Hivent
     end
 
     # Flushes for up to +timeout+ seconds (default: the flush_timeout
-    # setting), then destroys the client.  Emits still outstanding then fail
-    # with Hivent::DestroyedError.  Safe to call more than once.
+    # setting), then destroys the client.  libhivent's destroy waits up to
+    # flush_timeout again for emits it still buffers.  Emits still
+    # outstanding after that fail with Hivent::DestroyedError.  Safe to call
+    # more than once.
     def close(timeout = nil)
       return if @handle.nil?
 
@@ -229,8 +231,8 @@ module Hivent
     end
 
     # Polls for up to +seconds+ when no other thread polls; otherwise waits
-    # as long for the poller to report progress.  The block says whether
-    # the caller's condition already holds.
+    # as long for the poller to report progress.  The block returns whether
+    # the caller's condition is already met.
     def poll_or_wait(seconds, &done)
       if acquire_polling
         begin
@@ -244,7 +246,7 @@ module Hivent
     end
 
     # Takes notices for up to +seconds+ and dispatches them.  Runs only
-    # while this thread holds the polling role.
+    # while this thread has the polling role.
     def pump(seconds)
       count = 0
       notice = Native.client_next(handle, to_ms(seconds))
@@ -324,7 +326,7 @@ module Hivent
     # @handle under the lock so no emit is inside libhivent, then destroys.
     def destroy_handle
       native = @lock.synchronize do
-        # A forked child has no poller thread, whatever @polling says.
+        # A forked child has no poller thread, even when @polling is true.
         @changed.wait(@lock, SLICE) while @polling && Process.pid == @pid
         found = @handle
         @handle = nil

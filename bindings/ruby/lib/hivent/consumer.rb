@@ -29,11 +29,11 @@ module Hivent
   class Consumer
     include Notices
 
-    # Longest wait, in seconds, before #run checks #stop and its limits.
+    # Maximum wait, in seconds, before #run checks #stop and its limits.
     SLICE = 0.2
     # Milliseconds #close waits for the server to confirm the leave.
     CLOSE_TIMEOUT_MS = 5000
-    # Longest reject reason sent to the server, in bytes.
+    # Maximum length of a reject reason sent to the server, in bytes.
     REASON_MAX = 1000
 
     @running = []
@@ -147,9 +147,9 @@ module Hivent
     end
 
     # Connects, then processes events until #stop, INT or TERM (when
-    # +handle_signals+ and called on the main thread), +timeout+ seconds, or
-    # +max_events+ events handled; then closes the consumer.  Waits without
-    # holding the GVL.  Raises Hivent::FailedError when the reconnect
+    # +handle_signals+ is true and run is called on the main thread),
+    # +timeout+ seconds, or +max_events+ events.  Closes the consumer before
+    # it returns.  Waits without holding the GVL.  Raises Hivent::FailedError when the reconnect
     # attempts are used up.
     def run(timeout: nil, max_events: nil, handle_signals: true)
       start
