@@ -282,10 +282,18 @@ static void connect_now(hv_handle_t *h)
     }
 }
 
+/* lws_write() masks a client frame's payload in place, so it writes from
+ * a scratch copy: an emit requeued after a lost connection must go out
+ * again with its original bytes, not the bytes masked for the old one. */
 static int write_req(struct lws *wsi, hv_req_t *r)
 {
-    int n = lws_write(wsi, r->frame + LWS_PRE, r->frame_len,
+    unsigned char *copy = malloc(LWS_PRE + r->frame_len);
+    if (!copy)
+        return -1;
+    memcpy(copy + LWS_PRE, r->frame + LWS_PRE, r->frame_len);
+    int n = lws_write(wsi, copy + LWS_PRE, r->frame_len,
                       r->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+    free(copy);
     return n < (int)r->frame_len ? -1 : 0;
 }
 
