@@ -13,7 +13,8 @@ packages=(
   ruby ruby-dev ruby-rspec ruby-minitest rake
   lua5.4 liblua5.4-dev luarocks lua-busted
   valgrind clang libclang-rt-14-dev
-  procps iproute2
+  lua-socket lua-dkjson
+  curl procps iproute2
 )
 # Node.js and npm serve the phoenix JavaScript client test; a machine that
 # already has a node binary (for example from another repository) keeps it.
