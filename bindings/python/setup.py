@@ -105,7 +105,9 @@ def extension_options():
         if not core_sources:
             sys.exit(f"no libhivent found: no pkg-config 'hivent', no static library in "
                      f"{core_build_dir()} and no sources in {CORE_SRC}")
-        sources += [os.path.relpath(path, HERE) for path in core_sources]
+        # Absolute paths keep the object files inside build_temp; relative
+        # ones starting with ../ would land beside the sources.
+        sources += core_sources
         include_dirs += [CORE_INCLUDE, CORE_SRC]
         macros += [("HIVENT_BUILDING", None), ("_GNU_SOURCE", None)]
         flags = split_flags(dependency_flags())

@@ -26,7 +26,7 @@ from ._notices import (
 
 DeliveryCallback = Callable[[Optional[BaseException], Optional[Event]], Any]
 
-# Longest time the dispatcher thread waits in hivent_client_next(), so it
+# Maximum time the dispatcher thread waits in hivent_client_next(), so it
 # notices close() quickly.
 _DISPATCH_WAIT_MS = 200
 

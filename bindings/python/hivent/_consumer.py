@@ -23,11 +23,11 @@ from ._notices import (
     unregister,
 )
 
-# Longest wait in one hivent_consumer_next() call: run() returns to Python
+# Maximum wait in one hivent_consumer_next() call: run() returns to Python
 # at least this often, so signal handlers and stop() take effect.
 WAKE_INTERVAL_MS = 200
 
-# Longest dead-letter reason sent to the server, in characters.
+# Maximum length of a dead-letter reason sent to the server, in characters.
 _REASON_MAX = 1000
 
 

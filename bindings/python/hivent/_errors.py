@@ -1,6 +1,6 @@
 """Exception hierarchy generated from the core's table of error codes.
 
-Every code the core knows (``hivent_err_count()`` / ``hivent_err_code_at()``)
+Every code in the core's table (``hivent_err_count()`` / ``hivent_err_code_at()``)
 gets one subclass of :class:`HiventError`, named from its symbol:
 ``HIVENT_ERR_TIMED_OUT`` becomes ``TimedOut`` and ``HIVENT_ERR_QUEUE_FULL``
 becomes ``QueueFull``.  Some classes also derive from the matching built-in

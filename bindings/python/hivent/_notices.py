@@ -87,7 +87,10 @@ def handle_common(
 
 
 def call_safely(callback: Callable[..., Any], what: str, *args: Any) -> None:
-    """Call a user callback; an exception is logged with its traceback, never raised."""
+    """Call a user callback, logging an Exception with its traceback instead of raising it.
+
+    KeyboardInterrupt and SystemExit propagate.
+    """
     try:
         callback(*args)
     except Exception:

@@ -99,8 +99,8 @@ class Hiventd:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             # NOTE: the request carries no Content-Length header, like curl
-            # without -d.  hiventd answers a POST that has one (even 0) with
-            # its JSON body twice, which json.loads() rejects.
+            # without -d, because hiventd sends its JSON body twice for a
+            # POST that has one (even 0), which json.loads() rejects.
             connection.putrequest(method, path)
             connection.putheader("Authorization", f"Bearer {ADMIN_KEY}")
             connection.endheaders()

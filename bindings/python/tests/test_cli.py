@@ -58,7 +58,7 @@ def test_cli_emit_reports_errors(hiventd, tmp_path):
     assert "HIVENT_ERR_INVALID_ARG" in result.stderr
 
 
-def test_cli_worker_runs_consumer_until_sigterm(hiventd, unique, tmp_path):
+def test_cli_worker_stops_on_sigterm(hiventd, unique, tmp_path):
     (tmp_path / "app_consumers.py").write_text(textwrap.dedent(f"""
         import hivent
         class Audit(hivent.Consumer):

@@ -136,7 +136,7 @@ def test_emit_async_future(hiventd, unique):
     assert len({event.uuid for event in events}) == 50
 
 
-def test_emit_async_callback_runs_before_flush_returns(hiventd, unique):
+def test_flush_waits_for_callbacks(hiventd, unique):
     results = []
     threads = set()
     with hivent.Client(hiventd.options(), env=False) as client:
@@ -151,7 +151,7 @@ def test_emit_async_callback_runs_before_flush_returns(hiventd, unique):
     assert threading.get_ident() not in threads
 
 
-def test_emit_async_manual_dispatch_runs_callbacks_in_flush(hiventd, unique):
+def test_manual_dispatch_in_flush(hiventd, unique):
     threads = []
     with hivent.Client(hiventd.options(), env=False, dispatch="manual") as client:
         future = client.emit_async(f"manual:{unique}", {},

@@ -122,7 +122,7 @@ def test_float_packs_as_float64():
         ({5: [None, lambda: 0]}, "value[5][1]"),
     ],
 )
-def test_unconvertible_value_raises_type_error_with_path(value, path):
+def test_unconvertible_value_names_path(value, path):
     with pytest.raises(TypeError) as info:
         hivent.pack(value)
     assert str(info.value).startswith(path + ":")

@@ -48,7 +48,7 @@ def run_in_child(body) -> dict:
     return result
 
 
-def test_fork_inherited_client_fails_and_new_client_works(hiventd, unique):
+def test_fork_child_client_handling(hiventd, unique):
     parent_client = hivent.Client(hiventd.options(), env=False)
     parent_client.emit(f"fork:{unique}", {"from": "parent"})
     hivent.configure(hiventd.options(), env=False)
