@@ -22,10 +22,12 @@ Gem::Specification.new do |spec|
   spec.required_ruby_version = ">= 3.0"
 
   spec.files = Dir.chdir(__dir__) do
-    Dir["lib/**/*.rb", "hivent.i", "README.md",
+    Dir["lib/**/*.rb", "exe/*", "hivent.i", "README.md",
         "ext/hivent/*.{c,h,rb}", "ext/hivent/include/hivent/*.h",
         "ext/hivent/core/*.{c,h}"]
   end
   spec.extensions = ["ext/hivent/extconf.rb"]
+  spec.bindir = "exe"
+  spec.executables = ["hivent-rb"]
   spec.require_paths = ["lib"]
 end
