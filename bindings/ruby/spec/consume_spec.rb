@@ -139,6 +139,17 @@ RSpec.describe "consume" do
     expect(consumers.map { |consumer| consumer.events.length }).to eq([1, 1])
   end
 
+  it "closes after the event when process calls close" do
+    consumer = new_consumer(->(_event) { consumer.close })
+    wait_joined(consumer)
+    producer.emit(topic, { "x" => 1 }, version: 1)
+    wait_until(15, "close from process") do
+      consumer.poll(0.1) unless consumer.state == :closed
+      consumer.state == :closed
+    end
+    expect(consumer.processed_count).to eq(1)
+  end
+
   it "declares consumers with the class DSL" do
     consumed = []
     klass = Class.new(Hivent::Consumer)

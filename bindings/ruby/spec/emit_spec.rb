@@ -77,6 +77,27 @@ RSpec.describe "emit" do
       expect(seen.payload).to eq({ "a" => 1 })
     end
 
+    it "allows emits inside a delivery block" do
+      inner = nil
+      client.emit_async("emit:outer", {}, version: 1) do |_event, _error|
+        inner = client.emit("emit:inner", { "nested" => true }, version: 1, timeout: 10)
+      end
+      expect(client.flush(10)).to eq(0)
+      expect(inner.payload).to eq({ "nested" => true })
+    end
+
+    it "rejects close inside a delivery block" do
+      raised = nil
+      client.emit_async("emit:close-inside", {}, version: 1) do |_event, _error|
+        client.close
+      rescue Hivent::StateError => e
+        raised = e
+      end
+      expect(client.flush(10)).to eq(0)
+      expect(raised).to be_a(Hivent::StateError)
+      expect(client).not_to be_closed
+    end
+
     it "logs an exception raised in the block and keeps going" do
       client.emit_async("emit:bad-block", {}, version: 1) { raise ArgumentError, "callback broke" }
       expect(client.flush(10)).to eq(0)

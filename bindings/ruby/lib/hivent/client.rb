@@ -32,6 +32,7 @@ module Hivent
       @next_id = 0
       @emits_since_dispatch = 0
       @polling = false
+      @poller = nil
       @pid = Process.pid
       @handle = create_handle
       @finalizer_state = [@handle]
@@ -84,13 +85,7 @@ module Hivent
     # when another thread is polling.
     def poll(timeout = 0)
       check_fork!
-      return 0 unless acquire_polling
-
-      begin
-        pump(timeout)
-      ensure
-        release_polling
-      end
+      with_polling { pump(timeout) } || 0
     end
 
     # Waits up to +timeout+ seconds for every outstanding emit of this
@@ -135,6 +130,9 @@ module Hivent
     # more than once.
     def close(timeout = nil)
       return if @handle.nil?
+      if @poller == Thread.current
+        raise Error.build(Native::HIVENT_ERR_STATE, "a client cannot be closed from its own delivery callback")
+      end
 
       if Process.pid == @pid
         flush(timeout || @flush_timeout)
@@ -215,18 +213,29 @@ module Hivent
       poll(0)
     end
 
-    def acquire_polling
-      @lock.synchronize do
-        return false if @polling
+    # Runs the block with the polling role and returns its result, or
+    # returns nil at once when another thread has the role.  A delivery
+    # callback that emits or flushes already has the role and polls
+    # directly.
+    def with_polling
+      return yield if @poller == Thread.current
+
+      acquired = @lock.synchronize do
+        next false if @polling
 
         @polling = true
+        @poller = Thread.current
       end
-    end
+      return nil unless acquired
 
-    def release_polling
-      @lock.synchronize do
-        @polling = false
-        @changed.broadcast
+      begin
+        yield
+      ensure
+        @lock.synchronize do
+          @polling = false
+          @poller = nil
+          @changed.broadcast
+        end
       end
     end
 
@@ -234,15 +243,9 @@ module Hivent
     # as long for the poller to report progress.  The block returns whether
     # the caller's condition is already met.
     def poll_or_wait(seconds, &done)
-      if acquire_polling
-        begin
-          pump(seconds)
-        ensure
-          release_polling
-        end
-      else
-        @lock.synchronize { @changed.wait(@lock, seconds) unless done.call || !@polling }
-      end
+      return if with_polling { pump(seconds) }
+
+      @lock.synchronize { @changed.wait(@lock, seconds) unless done.call || !@polling }
     end
 
     # Takes notices for up to +seconds+ and dispatches them.  Runs only

@@ -129,6 +129,7 @@ module Hivent
       @poll_lock = Mutex.new
       @handle = nil
       @stop_requested = false
+      @close_requested = false
       @registered = false
       @failed = false
       @processed_count = 0
@@ -204,7 +205,14 @@ module Hivent
       native = @handle
       return unless native
 
+      # Called from #process: the polling thread closes once the event is done.
+      if @poll_lock.owned?
+        @close_requested = true
+        return
+      end
+
       @poll_lock.synchronize do
+        @close_requested = false
         @handle = nil
         if Process.pid == @pid
           begin
@@ -292,6 +300,7 @@ module Hivent
         take_notices(seconds, limit)
       ensure
         @poll_lock.unlock
+        close if @close_requested
       end
     end
 
