@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <libwebsockets.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ typedef struct hv_timers {
     int need_heartbeat;
     int need_leave;
     int generation;
+    char tls_detail[160];       /* why the last certificate check failed */
 } hv_timers_t;
 
 static void connect_now(hv_handle_t *h);
@@ -144,6 +146,13 @@ static hivent_err_t classify_error(hv_handle_t *h, struct lws *wsi, const char *
     if (status == 403 || strstr(why, "403")) {
         snprintf(msg, size, "server rejected the API key (HTTP 403); check server.api_key");
         return HIVENT_ERR_AUTH;
+    }
+    const char *detail = timers_of(h)->tls_detail;
+    if (detail[0]) {
+        snprintf(msg, size, "TLS handshake with %s:%d failed: server certificate not "
+                 "accepted: %s (tls.ca_file and server.host must match the server's "
+                 "certificate)", h->conf->host, h->conf->port, detail);
+        return HIVENT_ERR_TLS;
     }
     if (strstr(why, "SSL") || strstr(why, "ssl") || strstr(why, "TLS") ||
         strstr(why, "tls") || strstr(why, "certificate") || strstr(why, "verify")) {
@@ -274,6 +283,7 @@ static void connect_now(hv_handle_t *h)
            c->host, c->port, h->role == HV_ROLE_PRODUCER ? "/producer/websocket"
                                                        : "/consumer/websocket");
     h->connect_failed = 0;
+    timers_of(h)->tls_detail[0] = 0;
     if (!lws_client_connect_via_info(&ci) && !h->connect_failed) {
         char msg[512];
         h->wsi = NULL;
@@ -623,6 +633,21 @@ static void on_wake(hv_handle_t *h)
         lws_callback_on_writable(h->wsi);
 }
 
+/*
+ * Runs for each certificate of the server's chain during the handshake,
+ * after OpenSSL checked it (chain, dates and, unless tls.verify is false,
+ * the host name).  libwebsockets 4.1 reports a failed check only as an
+ * OpenSSL error code, so the reason is kept here for the error message.
+ * Returns 0: the verdict stays with OpenSSL.
+ */
+static int note_server_cert(hv_handle_t *h, X509_STORE_CTX *store, int preverify_ok)
+{
+    if (!preverify_ok)
+        snprintf(timers_of(h)->tls_detail, sizeof timers_of(h)->tls_detail, "%s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)));
+    return 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -654,6 +679,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (wsi != h->wsi)
             return 0;
         return on_writeable(h, wsi);
+    case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+        return note_server_cert(h, user, (int)len);
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         on_wake(h);
         break;
