@@ -87,6 +87,7 @@ class FaultServer:
         self.events = {}        # uuid -> published event
         self.duplicates = 0     # emits whose uuid was already stored
         self.heartbeats = 0
+        self.sni = []           # server names sent in TLS ClientHello
         self.open = {}          # connection id -> websocket
         self.next_id = 1
         self.drops_done = 0
@@ -244,6 +245,7 @@ class FaultServer:
         return {"requests": self.requests, "frames": self.frames,
                 "bad_frames": self.bad_frames, "stored": self.stored,
                 "duplicates": self.duplicates, "heartbeats": self.heartbeats,
+                "sni": self.sni,
                 "open": len(self.open)}
 
     def reset(self):
@@ -349,6 +351,7 @@ async def main():
     if args.tls_cert:
         ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ssl_ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        ssl_ctx.sni_callback = lambda sock, name, ctx: server.sni.append(name)
     ws_server = await websockets.serve(server.handler, "127.0.0.1", 0, ssl=ssl_ctx,
                                        process_request=server.process_request,
                                        max_size=None, compression=None,
