@@ -135,6 +135,18 @@ module Hivent
       @processed_count = 0
       @failed_count = 0
       @pid = Process.pid
+      @finalizer_state = [nil]
+      ObjectSpace.define_finalizer(self, self.class.finalizer(@finalizer_state))
+    end
+
+    # Returns a finalizer that destroys the native consumer of an instance
+    # never closed.
+    def self.finalizer(state)
+      proc do
+        native = state[0]
+        state[0] = nil
+        Native.consumer_destroy(native) if native
+      end
     end
 
     def logger
@@ -193,7 +205,7 @@ module Hivent
     # #run and #poll call it; calling it again does nothing.
     def start
       check_fork!
-      @handle ||= create_handle
+      @handle ||= create_handle.tap { |native| @finalizer_state[0] = native }
       self
     end
 
@@ -214,6 +226,7 @@ module Hivent
       @poll_lock.synchronize do
         @close_requested = false
         @handle = nil
+        @finalizer_state[0] = nil
         if Process.pid == @pid
           begin
             Native.consumer_close(native, CLOSE_TIMEOUT_MS)
