@@ -150,6 +150,16 @@ RSpec.describe "consume" do
     expect(consumer.processed_count).to eq(1)
   end
 
+  it "fails a run whose partition count differs from the service's" do
+    first = new_consumer
+    wait_joined(first)
+    config = server_config(log: log, max_reconnect_tries: 1, reconnect_backoff_time: 50)
+    mismatched = RecordingConsumer.new(config: config, topic: topic, name: service, partition_count: 3)
+    expect { mismatched.run(timeout: 15) }
+      .to raise_error(Hivent::FailedError, /HIVENT_ERR_JOIN_REJECTED.*partition_count 3/)
+    first.close
+  end
+
   it "declares consumers with the class DSL" do
     consumed = []
     klass = Class.new(Hivent::Consumer)

@@ -170,7 +170,7 @@ module Hivent
       saved = self.class.install_traps if handle_signals && Thread.current == Thread.main
       Consumer.running_list << self
       run_loop(timeout && monotonic_now + timeout, max_events)
-      raise(@last_error || Error.build(Native::HIVENT_ERR_FAILED)) if @failed
+      raise failure_error if @failed
     ensure
       Consumer.running_list.delete(self)
       self.class.restore_traps(saved)
@@ -259,6 +259,13 @@ module Hivent
           Native.hivent_notice_destroy(notice)
         end
       end
+    end
+
+    # Returns the FailedError for #run, naming the error that led to it.
+    def failure_error
+      message = @last_error&.message || Native.hivent_err_str(Native::HIVENT_ERR_FAILED)
+      message += " (after #{@last_cause.code_name}: #{@last_cause.message})" if @last_cause
+      Error.build(Native::HIVENT_ERR_FAILED, message)
     end
 
     def check_declarations

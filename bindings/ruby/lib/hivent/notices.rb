@@ -75,6 +75,7 @@ module Hivent
       error = Error.build(fields[FIELD_ERR], fields[FIELD_ERRSTR])
       logger.error("hivent") { "#{notice_source}: #{error.code_name}: #{error.message}" }
       @last_error = error
+      @last_cause = error unless error.code == Native::HIVENT_ERR_FAILED
     end
 
     # Called after every state notice; Consumer uses it for hooks.
