@@ -10,7 +10,7 @@ exit status is 0 unless the harness itself breaks.
 
 import argparse
 import datetime
-import glob
+import json
 import os
 import platform
 import re
@@ -229,6 +229,7 @@ class Suite:
         self.build = os.path.abspath(args.build)
         self.bench_bin = os.path.join(self.build, "bench")
         self.work = tempfile.mkdtemp(prefix="hivent-bench-")
+        self.work_created = self.work
         self.quick = args.quick
         self.runs = 1 if args.quick else args.runs
         self.results = {}      # key -> list of result dicts
@@ -834,6 +835,9 @@ def main():
                         help="one run of everything with small counts (harness check)")
     parser.add_argument("--runs", type=int, default=3, help="runs per benchmark (default 3)")
     parser.add_argument("--output", default=os.path.join(REPO, "docs", "benchmarks.md"))
+    parser.add_argument("--from-results", metavar="FILE",
+                        help="write the report from a results file of an earlier run "
+                        "instead of running anything")
     parser.add_argument("--only", help="comma-separated step names, for example "
                         "bench_redis,bench_memory")
     args = parser.parse_args()
@@ -844,7 +848,21 @@ def main():
         if name not in Suite.STEPS:
             parser.error("unknown step %s (known: %s)" % (name, ", ".join(Suite.STEPS)))
     suite = Suite(args)
-    suite.run_all(names)
+    saved = os.path.join(suite.build, "bench-results.json")
+    if args.from_results:
+        with open(args.from_results) as f:
+            state = json.load(f)
+        for field in ("results", "commands", "labels", "notes", "elapsed", "quick", "runs",
+                      "work"):
+            setattr(suite, field, state[field])
+        shutil.rmtree(suite.work_created, ignore_errors=True)
+    else:
+        suite.run_all(names)
+        with open(saved, "w") as f:
+            json.dump({field: getattr(suite, field) for field in
+                       ("results", "commands", "labels", "notes", "elapsed", "quick", "runs",
+                        "work")}, f, indent=1)
+        log("saved the raw results in %s (re-render with --from-results)" % saved)
     write_report(suite, args.output)
     return 0
 
