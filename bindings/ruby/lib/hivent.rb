@@ -77,9 +77,9 @@ module Hivent
     end
 
     # Emits with the default client.  Without a block it waits and returns
-    # the published Hivent::Event; with a block it returns a
-    # Hivent::Delivery at once and calls the block with (event, error) once
-    # the server replied.  See Client#emit.
+    # the published Hivent::Event.  With a block it returns a
+    # Hivent::Delivery at once, and the block runs with (event, error) when
+    # the delivery report is dispatched.  See Client#emit.
     def emit(name, payload = {}, version:, cid: nil, key: nil, &block)
       if block
         client.emit_async(name, payload, version: version, cid: cid, key: key, &block)
