@@ -96,6 +96,9 @@ static json_t *base64_string(const unsigned char *p, size_t n)
     return j;
 }
 
+/* Longest JSON text accepted for a MessagePack map key that is not a string. */
+#define HV_JSON_MAX_KEY_TEXT 1024
+
 static json_t *read_value(hv_mp_reader_t *r, int depth);
 
 static json_t *read_container(hv_mp_reader_t *r, const hv_mp_value_t *v, int depth)
@@ -120,8 +123,11 @@ static json_t *read_container(hv_mp_reader_t *r, const hv_mp_value_t *v, int dep
         if (key && json_is_string(key)) {
             name = json_string_value(key);
         } else if (key) {
+            /* A key's JSON text is escaped again inside every enclosing
+             * non-string key, which doubles its length per level, so a
+             * long key text fails the conversion instead of growing. */
             text = json_dumps(key, JSON_COMPACT | JSON_ENCODE_ANY);
-            name = text;
+            name = text && strlen(text) <= HV_JSON_MAX_KEY_TEXT ? text : NULL;
         }
         int rc = (val && name) ? json_object_set_new(obj, name, val) : -1;
         if (rc != 0 && val)
