@@ -1,5 +1,6 @@
 /* JSON <-> MessagePack conversion, checked on real GitHub webhook payloads. */
 #include <jansson.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -136,6 +137,34 @@ static void msgpack_to_json_special_values(void)
     CHECK(hivent_msgpack_to_json(bin, 0, NULL, 0) == NULL);
 }
 
+static void msgpack_to_json_nested_map_keys_bounded(void)
+{
+    /* Map keys that are maps, 40 levels deep: each level escapes the key
+     * text of the level inside it again, so unbounded the text would
+     * double per level.  Found by fuzz_json_frame. */
+    unsigned char buf[128];
+    size_t n = 0;
+    for (int i = 0; i < 40; i++)
+        buf[n++] = 0x81;
+    buf[n++] = 0xa1;
+    buf[n++] = 'a';
+    for (int i = 0; i < 40; i++)
+        buf[n++] = 0xc0;
+    char err[256] = "";
+    int64_t t0 = (int64_t)clock();
+    char *s = hivent_msgpack_to_json(buf, n, err, sizeof err);
+    double secs = (double)((int64_t)clock() - t0) / CLOCKS_PER_SEC;
+    CHECK(s == NULL);
+    CHECK(err[0] != 0);
+    CHECK_MSG(secs < 1.0, "conversion took %.2f s", secs);
+    hivent_free(s);
+    /* Two levels stay convertible. */
+    static const unsigned char two[] = {0x81, 0x81, 0xa1, 'a', 0xc0, 0xc0};
+    s = hivent_msgpack_to_json(two, sizeof two, err, sizeof err);
+    CHECK_STR(s, "{\"{\\\"a\\\":null}\":null}");
+    hivent_free(s);
+}
+
 /* Returns the path of the GitHub webhook payload file. */
 static const char *webhook_index_path(char *buf, size_t size)
 {
@@ -193,6 +222,7 @@ int main(void)
     RUN_TEST(json_depth_limit);
     RUN_TEST(json_rejects_invalid);
     RUN_TEST(msgpack_to_json_special_values);
+    RUN_TEST(msgpack_to_json_nested_map_keys_bounded);
     RUN_TEST(json_github_webhooks_roundtrip);
     return check_summary();
 }
