@@ -10,9 +10,9 @@
  * event has been processed.  With --no-ack the consumers set
  * consumer.ack = false.
  *
- * e2e: one consumer is connected; a producer emits asynchronously at a
- * fixed rate, each payload carrying its send time; the consumer's process
- * callback records the latency from emit call to processing.
+ * e2e: a producer emits asynchronously at a fixed rate to one connected
+ * consumer in the same process.  Each payload carries its send time, and
+ * the consumer's process callback records the latency from the emit call.
  */
 #include <hivent/hivent.h>
 

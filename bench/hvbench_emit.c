@@ -5,10 +5,10 @@
  *   hvbench_emit --port P --mode sync --size BYTES --count N
  *
  * async: N threads, each with its own client handle, emit TOTAL/N events
- * with hivent_emit_async() keeping at most --window emits outstanding; the
- * rate counts only emits whose delivery report is a success, that is,
- * acknowledged by hiventd after its store commit.  sync: one client emits
- * one event at a time with hivent_emit() and records each round trip.
+ * with hivent_emit_async() and keep at most --window emits outstanding.
+ * The rate counts only emits whose delivery report is a success, which
+ * hiventd sends after its store commit.  sync: one client emits one event
+ * at a time with hivent_emit() and records each round trip.
  */
 #include <hivent/hivent.h>
 

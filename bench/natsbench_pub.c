@@ -4,8 +4,8 @@
  *   natsbench_pub --url nats://127.0.0.1:PORT --mode core|js --producers N
  *                 --size BYTES --count TOTAL
  *
- * core: plain NATS publishes (no acknowledgement; the rate is measured to
- * the end of a final flush, which is a PING/PONG round trip after the last
+ * core: plain NATS publishes, which get no acknowledgement, so the rate
+ * runs to the end of a final flush (a PING/PONG round trip after the last
  * message).  js: JetStream asynchronous publishes to a file-backed stream,
  * counted when the server's publish acknowledgement arrives.
  */

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -243,10 +244,15 @@ class Suite:
     # ---- running ----
 
     def run(self, key, label, argv, parser=parse_result, timeout=300, env=None,
-            command_shown=None):
-        """Run one measurement and store its parsed result under @key."""
+            command_shown=None, events=None):
+        """Run one measurement and store its parsed result under @key.
+
+        With @events, the result also gets cpu_us_per_event: the user plus
+        system CPU time of the benchmark process (not of the server) per event.
+        """
         self.labels[key] = label
         self.commands.setdefault(key, command_shown or command_text(argv))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                                   env=env or self.env)
@@ -261,11 +267,16 @@ class Suite:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             self.note("%s: exit status %d%s" % (label, proc.returncode,
                                                  ("; " + " | ".join(tail)) if tail else ""))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if result is not None and events:
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            result["cpu_us_per_event"] = cpu * 1e6 / events
         if result is not None:
             self.results.setdefault(key, []).append(result)
             log("%s: %s" % (label, " ".join("%s=%s" % (k, v) for k, v in result.items()
                                              if k in ("rate", "p50_us", "p99_us",
                                                       "kib_per_handle", "kib_per_connection",
+                                                      "cpu_us_per_event",
                                                       "processed"))))
         return result
 
@@ -385,8 +396,10 @@ class Suite:
             self.commands["redis_server"] = command_text(rd.argv())
             for size in (64, 256, 4096):
                 for clients in (1, 4):
-                    n = (20000 if size < 4096 else 5000) if self.quick else (
-                        1000000 if size < 4096 else 200000)
+                    if self.quick:
+                        n = 20000 if size < 4096 else 5000
+                    else:
+                        n = 1000000 if size < 4096 else 200000
                     key = "redis_lpush_%d_%d" % (size, clients)
                     argv = ["redis-benchmark", "-p", str(rd.port), "-t", "lpush", "-n", str(n),
                             "-d", str(size), "-c", str(clients), "-P", "64", "--csv"]
@@ -421,9 +434,10 @@ class Suite:
                     for producers in (1, 4):
                         if mode == "core":
                             n = 20000 if self.quick else 1000000
+                        elif size < 4096:
+                            n = 3000 if self.quick else 200000
                         else:
-                            n = (3000 if self.quick else 200000) if size < 4096 else (
-                                1000 if self.quick else 50000)
+                            n = 1000 if self.quick else 50000
                         key = "nats_%s_%d_%d" % (mode, size, producers)
                         argv = [prog, "--url", url, "--mode", mode, "--producers",
                                 str(producers), "--size", str(size), "--count", str(n)]
@@ -531,16 +545,16 @@ class Suite:
                 argv = [c_prog, "--port", port, "--mode", "async", "--producers", "1",
                         "--size", "256", "--count", str(count * 5)]
                 self.run("bind_c", "C (libhivent) async emit, 1 producer, 256 B", argv,
-                         command_shown=command_text(argv[:2] + ["PORT"] + argv[3:]))
+                         events=count * 5, command_shown=command_text(argv[:2] + ["PORT"] + argv[3:]))
                 if have_plain:
                     argv = [DEBIAN_PYTHON, plain, "--port", port, "--count", str(count)] + size_args
                     self.run("bind_plain", "plain Python client (websocket-client, msgpack)",
-                             argv, parser=parse_binding_rate,
+                             argv, parser=parse_binding_rate, events=count,
                              command_shown=command_text(argv[:3] + ["PORT"] + argv[4:]))
                 for lang, (prefix, env) in runners.items():
                     argv = prefix + ["--port", port, "--count", str(count)] + size_args
                     self.run("bind_" + lang, "%s binding async emit" % lang.capitalize(), argv,
-                             parser=parse_binding_rate, env=env,
+                             parser=parse_binding_rate, env=env, events=count,
                              command_shown=command_text(
                                  [os.path.basename(prefix[0])] + prefix[1:] +
                                  ["--port", "PORT", "--count", str(count)] + size_args))
@@ -715,6 +729,12 @@ def write_report(suite, path):
     target_row("Python binding >= 10x plain Python client",
                "%s vs %s events/s" % (fmt_num(py), fmt_num(plain)), ratio,
                ratio is not None and ratio >= 10)
+    py = suite.median("bind_python", "cpu_us_per_event")
+    plain = suite.median("bind_plain", "cpu_us_per_event")
+    ratio = plain / py if py and plain else None
+    target_row("the same as client CPU per event (plain / binding; hiventd's ceiling does "
+               "not cap it)", "%s vs %s µs" % (fmt_num(py), fmt_num(plain)), ratio,
+               ratio is not None and ratio >= 10)
     c_rate = suite.median("bind_c", "rate")
     for lang in ("python", "ruby", "lua"):
         rate = suite.median("bind_" + lang, "rate")
@@ -787,7 +807,7 @@ def write_report(suite, path):
           "Binding scripts and the plain client send a payload map whose `data` string has "
           "240 bytes (plus a sequence number); the C program sends a 256-byte map.",
           ["bind_c", "bind_python", "bind_ruby", "bind_lua", "bind_plain"],
-          [("events/s", "rate")])
+          [("events/s", "rate"), ("client CPU µs/event", "cpu_us_per_event")])
     table("Memory",
           "Client: growth of the resident set size of one process per connected producer "
           "handle (each has its own I/O thread and libwebsockets context). Server: growth of "
@@ -843,10 +863,12 @@ def main():
     args = parser.parse_args()
     if args.runs < 1 or args.runs > 20:
         parser.error("--runs must be 1 to 20")
+
     names = args.only.split(",") if args.only else None
     for name in names or []:
         if name not in Suite.STEPS:
             parser.error("unknown step %s (known: %s)" % (name, ", ".join(Suite.STEPS)))
+
     suite = Suite(args)
     saved = os.path.join(suite.build, "bench-results.json")
     if args.from_results:
@@ -863,6 +885,7 @@ def main():
                        ("results", "commands", "labels", "notes", "elapsed", "quick", "runs",
                         "work")}, f, indent=1)
         log("saved the raw results in %s (re-render with --from-results)" % saved)
+
     write_report(suite, args.output)
     return 0
 
