@@ -220,7 +220,10 @@ static void on_disconnect(hv_handle_t *h, hivent_err_t err, const char *why)
         hv_post_state(h, HIVENT_STATE_CLOSED, 0, 0, HIVENT_OK, NULL);
         return;
     }
-    snprintf(h->last_error, sizeof h->last_error, "%s", why ? why : hivent_err_str(err));
+    /* @why may point into h->last_error itself, so copy through a buffer. */
+    char reason[sizeof h->last_error];
+    snprintf(reason, sizeof reason, "%s", why ? why : hivent_err_str(err));
+    memcpy(h->last_error, reason, sizeof reason);
     h->last_err = err;
     int max = h->conf->max_reconnect_tries;
     if (max >= 0 && attempt > max) {
