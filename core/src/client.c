@@ -62,7 +62,7 @@ static hivent_err_t build_emit(hv_handle_t *h, const char *name, const void *pay
                                    h->conf->client_id, &ev, err, err_size);
     if (rc != HIVENT_OK)
         return rc;
-    hv_uuid4(buf);
+    hv_uuid7(buf);
     hv_now_iso8601(when);
     ev->uuid = strdup(buf);
     ev->created_at = strdup(when);
@@ -355,7 +355,15 @@ HIVENT_API void hivent_client_destroy(hivent_client_t *c)
     while (h->users > 0)
         pthread_cond_wait(&h->cond, &h->lock);
     pthread_mutex_unlock(&h->lock);
-    hivent_client_poll(c, 0);
+    /* Delivery reports go to the callback; other notices nobody will read
+     * are dropped, so queued log lines do not spill onto stderr. */
+    hivent_notice_t *n;
+    while ((n = hv_notice_pop(h, 0))) {
+        if (n->type == HIVENT_NOTICE_DELIVERY)
+            dispatch_delivery(c, n);
+        else
+            hivent_notice_destroy(n);
+    }
     hv_handle_free(h);
     free(c);
 }
