@@ -52,6 +52,10 @@ int hv_event_pack(const hivent_event_t *ev, hv_buf_t *out);
 
 /* Writes a random version 4 UUID (36 chars + NUL) into @out. */
 void hv_uuid4(char out[37]);
+/* Writes a version 7 UUID (RFC 9562: 48-bit Unix time in milliseconds,
+ * then 74 random bits) into @out.  Ids made later sort after earlier ones,
+ * so a B-tree index on them grows at its right edge. */
+void hv_uuid7(char out[37]);
 /* Writes the current UTC time as 2026-12-04T15:21:26.123456Z into @out. */
 void hv_now_iso8601(char out[32]);
 
