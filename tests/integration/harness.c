@@ -356,7 +356,7 @@ const char *hiventd_path(void)
     return p && access(p, X_OK) == 0 ? p : NULL;
 }
 
-int hiventd_start(hiventd_t *d, const char *data_dir, int port)
+int hiventd_start(hiventd_t *d, const char *data_dir, int port, const char *api_key)
 {
     const char *bin = hiventd_path();
     if (!bin)
@@ -373,8 +373,16 @@ int hiventd_start(hiventd_t *d, const char *data_dir, int port)
             int null = open("/dev/null", O_WRONLY);
             dup2(null, 2);
         }
-        execl(bin, bin, "--data-dir", data_dir, "--listen", listen, "--ready-file",
-              d->ready_file, "--heartbeat-interval", "1000", (char *)NULL);
+        const char *argv[16] = {bin, "--data-dir", data_dir, "--listen", listen,
+                                "--ready-file", d->ready_file, "--heartbeat-interval", "1000",
+                                "--admin-key", HIVENTD_TEST_ADMIN_KEY};
+        int a = 11;
+        if (api_key) {
+            argv[a++] = "--api-key";
+            argv[a++] = api_key;
+        }
+        argv[a] = NULL;
+        execv(bin, (char *const *)argv);
         _exit(127);
     }
     for (int i = 0; i < 200; i++) {
@@ -404,4 +412,32 @@ void hiventd_kill(hiventd_t *d, int sig)
     kill(d->pid, sig);
     waitpid(d->pid, NULL, 0);
     d->pid = 0;
+}
+
+char *http_get(int port, const char *method, const char *path, const char *bearer)
+{
+    int fd = connect_local(port);
+    if (fd < 0)
+        return NULL;
+    char req[1024];
+    int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Authorization: Bearer %s\r\nContent-Length: 0\r\n"
+                     "Connection: close\r\n\r\n", method, path, bearer ? bearer : "");
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 1 >= cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t got = read(fd, buf + len, cap - len - 1);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    buf[len] = 0;
+    return buf;
 }

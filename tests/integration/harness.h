@@ -88,7 +88,7 @@ size_t pack_index_payload(unsigned char *out, size_t size, int i, size_t pad);
 
 /* hiventd: starts BUILD/server/hiventd on 127.0.0.1 port 0 (or @port when
  * not 0) with @data_dir and waits for its ready file.  Returns 0, -1 on
- * failure, or TEST_SKIP_CODE-style 1 when the binary does not exist. */
+ * failure, or 1 when the binary does not exist (set by HIVENTD). */
 typedef struct hiventd {
     pid_t pid;
     int port;
@@ -96,7 +96,12 @@ typedef struct hiventd {
     char ready_file[300];
 } hiventd_t;
 const char *hiventd_path(void);
-int hiventd_start(hiventd_t *d, const char *data_dir, int port);
+#define HIVENTD_TEST_ADMIN_KEY "test-admin-key"
+/* Starts hiventd with the test admin key and, when not NULL, @api_key. */
+int hiventd_start(hiventd_t *d, const char *data_dir, int port, const char *api_key);
+/* Sends one HTTP request to 127.0.0.1:@port; returns the whole response
+ * (headers and body, free()) or NULL. */
+char *http_get(int port, const char *method, const char *path, const char *bearer);
 void hiventd_kill(hiventd_t *d, int sig);
 
 #endif
