@@ -109,9 +109,10 @@ static int open_connection(sqlite_store_t *s, const char *path, int sync_full, s
         return -1;
     }
     sqlite3_busy_timeout(*out, BUSY_TIMEOUT_MS);
-    char pragmas[160];
+    char pragmas[256];
     snprintf(pragmas, sizeof(pragmas),
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;",
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
+             "PRAGMA cache_size=-65536;",
              sync_full ? "FULL" : "NORMAL");
     char *msg = NULL;
     if (sqlite3_exec(*out, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
