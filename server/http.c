@@ -52,18 +52,21 @@ static int out_puts(http_req_t *req, const char *s)
 static int out_printf(http_req_t *req, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Formats straight into the response body, growing it as needed, so long
+ * values such as dead-lettered events are never cut short. */
 static int out_printf(http_req_t *req, const char *fmt, ...)
 {
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0)
+    if (n < 0 || hv_buf_reserve(&req->body, (size_t)n + 1) != 0)
         return -1;
-    if ((size_t)n >= sizeof(line))
-        n = sizeof(line) - 1;
-    return hv_buf_append(&req->body, line, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf((char *)req->body.data + req->body.len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    req->body.len += (size_t)n;
+    return 0;
 }
 
 /* Appends @s as a JSON string; bytes of invalid UTF-8 become '?'. */

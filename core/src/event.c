@@ -279,9 +279,14 @@ void hv_now_iso8601(char out[32])
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
+    /* Fields are bounded by gmtime_r, so this fits 32 bytes until year 9999;
+     * the wider buffer only keeps the compiler's range check quiet. */
+    char text[96];
+    snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              ts.tv_nsec / 1000);
+    memcpy(out, text, 31);
+    out[31] = 0;
 }
 
 int hv_event_complete(hivent_event_t *ev)
