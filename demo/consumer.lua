@@ -32,7 +32,8 @@ local consumer = Releases:new()
 local idle = 0
 while received < expected and idle < IDLE_LIMIT do
   local before = received
-  consumer:run{ duration = 1 }
+  -- run returns after one second, or as soon as the last expected event is in.
+  consumer:run{ duration = 1, count = expected - received }
   idle = received > before and 0 or idle + 1
 end
 consumer:close()
