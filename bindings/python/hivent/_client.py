@@ -93,6 +93,7 @@ class Client:
         self._on_error = on_error
         self._ids = itertools.count(1)
         self._pending: Dict[int, Tuple[Future, Optional[DeliveryCallback]]] = {}
+        self._in_callback = 0  # results being resolved, no longer in _pending
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._poll_lock = threading.RLock()
@@ -197,8 +198,10 @@ class Client:
         """
         self._check_usable()
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             return self._wait_drained(deadline)
+        # Manual dispatch, or flush() called from a callback on the
+        # dispatcher thread, which must dispatch the remaining results itself.
         return self._flush_manual(deadline)
 
     def _flush_manual(self, deadline: Optional[float]) -> int:
@@ -217,7 +220,7 @@ class Client:
 
     def _wait_drained(self, deadline: Optional[float]) -> int:
         with self._lock:
-            while self._pending:
+            while self._pending or self._in_callback:
                 if deadline is None:
                     self._drained.wait(_DISPATCH_WAIT_MS / 1000)
                     continue
@@ -225,7 +228,7 @@ class Client:
                 if left <= 0:
                     break
                 self._drained.wait(min(left, _DISPATCH_WAIT_MS / 1000))
-            return len(self._pending)
+            return len(self._pending) + self._in_callback
 
     def _dispatch_loop(self) -> None:
         while not self._stop.is_set():
@@ -261,10 +264,22 @@ class Client:
             return
         msg_id = fields[3]
         with self._lock:
-            entry = self._pending.get(msg_id)
+            entry = self._pending.pop(msg_id, None)
+            if entry is not None:
+                self._in_callback += 1
         if entry is None:
             logger.warning("delivery report for unknown emit id %d", msg_id)
             return
+        try:
+            self._resolve(entry, fields)
+        finally:
+            with self._lock:
+                self._in_callback -= 1
+                if not self._pending and not self._in_callback:
+                    self._drained.notify_all()
+
+    @staticmethod
+    def _resolve(entry: Tuple[Future, Optional[DeliveryCallback]], fields: Tuple[Any, ...]) -> None:
         future, callback = entry
         event = Event.from_fields(fields[4]) if fields[4] is not None else None
         if fields[1] == 0:
@@ -276,10 +291,6 @@ class Client:
             future.set_exception(error)
             if callback is not None:
                 call_safely(callback, "delivery callback", error, event)
-        with self._lock:
-            self._pending.pop(msg_id, None)
-            if not self._pending:
-                self._drained.notify_all()
 
     # ---- state ----
 
@@ -319,6 +330,7 @@ class Client:
             return
         self._inherited = True
         self._thread = None
+        self._in_callback = 0
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._poll_lock = threading.RLock()

@@ -161,6 +161,22 @@ def test_manual_dispatch_in_flush(hiventd, unique):
     assert threads == [threading.get_ident()]
 
 
+def test_callback_may_emit_and_flush(hiventd, unique):
+    nested = []
+
+    def chain(err, event):
+        # Runs on the dispatcher thread: emitting and flushing here must not
+        # wait for that same thread.
+        nested.append(client.emit_async(f"chain:{unique}", {"step": 2}))
+        nested.append(client.flush(10))
+
+    with hivent.Client(hiventd.options(), env=False) as client:
+        client.emit_async(f"chain:{unique}", {"step": 1}, callback=chain)
+        assert client.flush(15) == 0
+    assert nested[1] == 0
+    assert nested[0].result(timeout=1).payload == {"step": 2}
+
+
 def test_emit_async_callback_exception_is_logged(hiventd, unique, caplog):
     def broken(err, event):
         raise RuntimeError("callback broke")
@@ -188,15 +204,23 @@ def test_emit_async_module_level_and_flush(hiventd, unique):
 def test_emit_async_fails_when_server_unreachable(own_hiventd, unique):
     port = own_hiventd.port
     own_hiventd.stop()
+    # Two refused attempts 300 ms apart: the emit is queued long before the
+    # client gives up, so its future fails instead of emit_async() raising.
     options = {"server": {"host": "127.0.0.1", "port": port}, "max_reconnect_tries": 1,
-               "reconnect_backoff_time": 50, "request_timeout": 1000}
+               "reconnect_backoff_time": 300, "reconnect_jitter": 0}
     errors = []
     with hivent.Client(options, env=False) as client:
         future = client.emit_async(f"down:{unique}", {}, callback=lambda e, ev: errors.append(e))
-        with pytest.raises(hivent.HiventError):
+        with pytest.raises(hivent.Failed):
             future.result(timeout=15)
         assert client.flush(5) == 0
-    assert isinstance(errors[0], hivent.HiventError)
+        assert isinstance(errors[0], hivent.Failed)
+        # Once failed, the client rejects new emits at once.
+        wait_until(lambda: client.state == "failed")
+        with pytest.raises(hivent.Failed):
+            client.emit_async(f"down:{unique}", {})
+        with pytest.raises(hivent.Failed):
+            client.emit(f"down:{unique}", {})
 
 
 def test_emit_sync_wrong_api_key_fails(hiventd, unique):
@@ -403,22 +427,46 @@ def test_dead_letter_replay_redelivers(hiventd, unique):
 # ---- reconnect ----
 
 
+class UntilPayloads(hivent.Consumer):
+    """Stores events until every payload "n" in ``wanted`` arrived (redeliveries included)."""
+
+    topic = "*"
+    name = "until"
+    partition_count = 1
+
+    def __init__(self, *args, wanted=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wanted = set(wanted)
+        self.events = []
+
+    def process(self, event):
+        self.events.append(event)
+        if self.wanted <= {e.payload["n"] for e in self.events}:
+            self.stop()
+
+
 def test_reconnect_after_hiventd_restart(own_hiventd, unique):
     topic = f"restart:{unique}"
     states = []
     options = own_hiventd.options()
-    consumer = consumer_class(topic, f"svc-{unique}")(options, env=False, expected=2)
+    cls = type("Restart", (UntilPayloads,), {"topic": topic, "name": f"svc-{unique}"})
+    consumer = cls(options, env=False, wanted={1, 2})
     run_until_connected(consumer)
     with hivent.Client(options, env=False, on_state=lambda s, a, n: states.append(s)) as client:
-        client.emit(topic, {"n": 1})
+        first = client.emit(topic, {"n": 1})
         consumer.poll(1)
         own_hiventd.restart()
         # The client reconnects by itself and the emit waits for it.
-        event = client.emit(topic, {"n": 2}, timeout=20)
-        assert event.payload == {"n": 2}
+        second = client.emit(topic, {"n": 2}, timeout=20)
+        assert second.payload == {"n": 2}
         wait_until(lambda: client.state == "connected")
     consumer.run(timeout=20)
-    assert [event.payload["n"] for event in consumer.events] == [1, 2]
+    # Acknowledgements give at-least-once delivery: event 1 comes again
+    # when its ack was not stored before the restart, never out of order.
+    uuids = [event.uuid for event in consumer.events]
+    assert uuids[-1] == second.uuid
+    assert set(uuids) == {first.uuid, second.uuid}
+    assert uuids.index(first.uuid) < uuids.index(second.uuid)
     assert "backoff" in states or "connecting" in states
 
 
