@@ -8,11 +8,11 @@ and a free port chosen by the server (--listen 127.0.0.1:0 plus
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -96,20 +96,12 @@ class Hiventd:
 
     def admin(self, method: str, path: str) -> Dict[str, Any]:
         """Call the admin HTTP interface and return the decoded JSON body."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            # NOTE: the request carries no Content-Length header, like curl
-            # without -d, because hiventd sends its JSON body twice for a
-            # POST that has one (even 0), which json.loads() rejects.
-            connection.putrequest(method, path)
-            connection.putheader("Authorization", f"Bearer {ADMIN_KEY}")
-            connection.endheaders()
-            response = connection.getresponse()
-            body = response.read()
-        finally:
-            connection.close()
-        assert response.status == 200, (response.status, body)
-        return json.loads(body)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", method=method,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
     def dead_letters(self, service: str) -> List[Dict[str, Any]]:
         return self.admin("GET", f"/admin/dlq?service={service}")["events"]
