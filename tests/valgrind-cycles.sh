@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs COUNT connect, emit and destroy cycles of a client against a fresh
 # hiventd under valgrind and fails on any memory error or definite or
-# indirect leak.  The full run is 1000 cycles (about 10 minutes on two
-# cores); CI runs 50.
+# indirect leak.  The full run is 1000 cycles, about an hour on two cores
+# because each client context loads the system CA store; CI runs 50.
 #   tests/valgrind-cycles.sh [COUNT] [BUILD_DIR]
 set -eu
 count=${1:-1000}

@@ -18,7 +18,6 @@ typedef struct consumed {
     int index[REC_MAX];
     int partition[REC_MAX];
     char key[REC_MAX][16];
-    int failures_wanted;
 } consumed_t;
 
 static consumed_t got;
@@ -183,6 +182,7 @@ static void quarantine_reaches_dead_letter_queue(void)
     free(resp);
     /* Without the admin key the queue stays closed. */
     resp = http_get(server.port, "GET", "/admin/dlq?service=dlq-svc", "wrong-key");
+    CHECK(resp != NULL);
     CHECK(resp && !strstr(resp, "cannot process event 42"));
     free(resp);
     hivent_event_destroy(pub);
@@ -199,7 +199,8 @@ static void published_event_keeps_client_uuid(void)
     CHECK_INT(hivent_emit(c, "uuid:check", NULL, 0, 4, "cid-x", "k", 5000, &pub, err,
                           sizeof err), HIVENT_OK);
     CHECK_REQUIRE(pub != NULL);
-    CHECK(hivent_event_uuid(pub) && strlen(hivent_event_uuid(pub)) == 36);
+    CHECK(hivent_event_uuid(pub) != NULL);
+    CHECK_INT(hivent_event_uuid(pub) ? strlen(hivent_event_uuid(pub)) : 0, 36);
     CHECK_STR(hivent_event_cid(pub), "cid-x");
     CHECK_INT(hivent_event_version(pub), 4);
     CHECK(hivent_event_created_at(pub) != NULL);
@@ -229,7 +230,9 @@ static void api_key_checked(void)
     CHECK_REQUIRE(c != NULL);
     CHECK(POLL_UNTIL(c, rec.error_count > 0, 5000));
     int failed = rec_find_state(&rec, HIVENT_STATE_FAILED, 0);
-    CHECK(failed >= 0 && rec.state_reasons[failed] == HIVENT_ERR_AUTH);
+    CHECK(failed >= 0);
+    if (failed >= 0)
+        CHECK_INT(rec.state_reasons[failed], HIVENT_ERR_AUTH);
     hivent_client_destroy(c);
     restart_with_api_key(NULL);
 }
@@ -245,10 +248,8 @@ static void reconnect_after_hiventd_restart(void)
 {
     reset_consumed();
     hivent_consumer_t *cons = new_consumer("restart:*", "restart-svc", 2);
-    hivent_consumer_t *all = NULL;
     CHECK_REQUIRE(cons != NULL);
     CHECK_REQUIRE(wait_consumer_connected(cons));
-    (void)all;
     hivent_client_t *c = new_client(NULL);
     CHECK_REQUIRE(c != NULL);
     char err[512] = "";
@@ -270,9 +271,9 @@ static void reconnect_after_hiventd_restart(void)
     CHECK_INT(hiventd_start(&server, data_dir, port, NULL), 0);
     CHECK_INT(hivent_client_flush(c, 15000), 0);
     CHECK_INT(rec.deliveries_ok, 20);
-    /* The event consumed before the kill may come again (at-least-once:
-     * its acknowledgement may not have reached the store); the 20
-     * buffered events arrive once each, in emit order. */
+    /* The event consumed before the kill may come again, because its
+     * acknowledgement may not have reached the store.  The 20 buffered
+     * events arrive once each, in emit order. */
     int64_t end = now_ms() + 15000;
     int seen = 0;
     while (now_ms() < end && seen < 20) {
