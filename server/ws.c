@@ -199,20 +199,78 @@ int hvd_conn_reply_error(hvd_conn_t *c, const char *topic, const hv_ref_t *ref,
     return rc;
 }
 
-static int conn_writeable(hvd_conn_t *c)
+/* Frames are written in batches: each frame gets its WebSocket header here
+ * and the batch goes to lws_write() as LWS_WRITE_HTTP, which libwebsockets
+ * passes to the socket without framing (and buffers itself when the socket
+ * takes only part), so one send() carries many replies.  hiventd enables
+ * no WebSocket extension, so the frames need no other transformation. */
+#define WRITE_BATCH_BYTES (128u * 1024)
+#define WRITE_BATCHES_PER_CALLBACK 8
+static unsigned char write_batch[LWS_PRE + WRITE_BATCH_BYTES];
+
+/* Writes the server-to-client (unmasked) WebSocket header of a final frame
+ * of @size bytes at @p; returns its length (2, 4 or 10 bytes). */
+static size_t put_frame_header(unsigned char *p, size_t size, int binary)
+{
+    p[0] = (unsigned char)(0x80 | (binary ? 0x2 : 0x1));
+    if (size < 126) {
+        p[1] = (unsigned char)size;
+        return 2;
+    }
+    if (size <= 0xffff) {
+        p[1] = 126;
+        p[2] = (unsigned char)(size >> 8);
+        p[3] = (unsigned char)size;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (unsigned char)((uint64_t)size >> (56 - 8 * i));
+    return 10;
+}
+
+static hvd_out_t *out_pop(hvd_conn_t *c)
 {
     hvd_out_t *o = c->out_head;
-    if (o) {
-        c->out_head = o->next;
-        if (!c->out_head)
-            c->out_tail = NULL;
-        c->out_count--;
-        c->out_bytes -= o->size;
+    c->out_head = o->next;
+    if (!c->out_head)
+        c->out_tail = NULL;
+    c->out_count--;
+    c->out_bytes -= o->size;
+    return o;
+}
+
+/* Writes one batch of queued frames; returns 0, or -1 when the write failed. */
+static int write_one_batch(hvd_conn_t *c)
+{
+    hvd_out_t *o = c->out_head;
+    if (o->size + 10 > WRITE_BATCH_BYTES) {
+        /* Too large for the batch buffer: lws frames it in place. */
+        out_pop(c);
         int n = lws_write(c->wsi, o->data + LWS_PRE, o->size,
                           o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-        int short_write = n < (int)o->size;
+        int failed = n < (int)o->size;
         free(o);
-        if (short_write) {
+        return failed ? -1 : 0;
+    }
+    unsigned char *start = write_batch + LWS_PRE, *w = start;
+    while ((o = c->out_head) && (size_t)(w - start) + o->size + 10 <= WRITE_BATCH_BYTES) {
+        out_pop(c);
+        w += put_frame_header(w, o->size, o->binary);
+        memcpy(w, o->data + LWS_PRE, o->size);
+        w += o->size;
+        free(o);
+    }
+    size_t len = (size_t)(w - start);
+    return lws_write(c->wsi, start, len, LWS_WRITE_HTTP) < (int)len ? -1 : 0;
+}
+
+static int conn_writeable(hvd_conn_t *c)
+{
+    for (int i = 0; i < WRITE_BATCHES_PER_CALLBACK && c->out_head; i++) {
+        if (i > 0 && lws_send_pipe_choked(c->wsi))
+            break;
+        if (write_one_batch(c) < 0) {
             hvd_warn("conn %" PRIu64 " (%s): write failed; closing", c->id, c->peer);
             return -1;
         }
