@@ -3,14 +3,14 @@
 # run its pytest suite from outside the source tree.
 #
 # Needs: a CMake build directory with libhivent and hiventd already built
-# (HIVENT_BUILD_DIR, default /work/main/build) and Debian's python3-venv,
+# (HIVENT_BUILD_DIR, default build/ at the repository root) and Debian's python3-venv,
 # python3-dev, python3-setuptools, python3-wheel, python3-pytest and swig.
 # No package registry is contacted.  Extra arguments go to pytest.
 # Exits non-zero when the build or any test fails.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
-build_dir=${HIVENT_BUILD_DIR:-/work/main/build}
+build_dir=${HIVENT_BUILD_DIR:-$here/../../build}
 python=${HIVENT_PYTHON:-/usr/bin/python3}
 
 if [ ! -f "$build_dir/core/libhivent.a" ]; then

@@ -1,7 +1,7 @@
 """Fixtures for the hivent Python tests: a real hiventd on 127.0.0.1 and helpers.
 
 HIVENT_BUILD_DIR names the CMake build directory holding server/hiventd
-(default /work/main/build).  Each hiventd gets a temporary data directory
+(default build/ at the repository root).  Each hiventd gets a temporary data directory
 and a free port chosen by the server (--listen 127.0.0.1:0 plus
 --ready-file).
 """
@@ -21,9 +21,9 @@ import pytest
 
 import hivent
 
-BUILD_DIR = Path(os.environ.get("HIVENT_BUILD_DIR", "/work/main/build"))
-HIVENTD = BUILD_DIR / "server" / "hiventd"
 REPO = Path(__file__).resolve().parents[3]
+BUILD_DIR = Path(os.environ.get("HIVENT_BUILD_DIR", str(REPO / "build")))
+HIVENTD = BUILD_DIR / "server" / "hiventd"
 API_KEY = "python-test-key"
 ADMIN_KEY = "python-admin-key"
 START_TIMEOUT = 15.0
