@@ -28,6 +28,8 @@
 #define TICK_US (250 * LWS_US_PER_MS)
 /* Frames written per writeable callback before yielding to reads. */
 #define WRITE_BATCH 256
+/* Bytes of framed requests sent with one lws_write(). */
+#define WRITE_BATCH_BYTES (64 * 1024)
 
 typedef struct hv_timers {
     lws_sorted_usec_list_t reconnect;
@@ -39,6 +41,7 @@ typedef struct hv_timers {
     int need_leave;
     int generation;
     char tls_detail[160];       /* why the last certificate check failed */
+    unsigned char *batch;       /* LWS_PRE + WRITE_BATCH_BYTES, see write_batch() */
 } hv_timers_t;
 
 static void connect_now(hv_handle_t *h);
@@ -330,6 +333,84 @@ static int write_control(hv_handle_t *h, struct lws *wsi, hv_req_kind_t kind,
     return 0;
 }
 
+/* Appends @r to @out as a final, masked client WebSocket frame (RFC 6455
+ * section 5.2) with masking key @key; returns the bytes written. */
+static size_t put_masked_frame(unsigned char *out, const hv_req_t *r, const unsigned char *key)
+{
+    size_t len = r->frame_len, o = 0;
+    out[o++] = (unsigned char)(0x80 | (r->binary ? 0x2 : 0x1));
+    if (len < 126) {
+        out[o++] = (unsigned char)(0x80 | len);
+    } else if (len <= 0xffff) {
+        out[o++] = 0x80 | 126;
+        out[o++] = (unsigned char)(len >> 8);
+        out[o++] = (unsigned char)len;
+    } else {
+        out[o++] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            out[o++] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    }
+    memcpy(out + o, key, 4);
+    o += 4;
+    const unsigned char *src = r->frame + LWS_PRE;
+    for (size_t i = 0; i < len; i++)
+        out[o + i] = src[i] ^ key[i & 3];
+    return o + len;
+}
+
+/*
+ * Writes up to WRITE_BATCH pending requests with one lws_write().  Each
+ * request is framed and masked into the batch buffer here, because
+ * lws_write() with LWS_WRITE_BINARY sends one frame per call and so one
+ * send() per emit; LWS_WRITE_HTTP passes the buffer to the socket as it
+ * is.  The request's own bytes stay unmasked, so an emit requeued after a
+ * lost connection goes out again intact.  Returns 1 when requests remain,
+ * 0 when the queue is empty, -1 on a failed write.
+ */
+static int write_batch(hv_handle_t *h, struct lws *wsi)
+{
+    hv_timers_t *t = timers_of(h);
+    if (!t->batch && !(t->batch = malloc(LWS_PRE + WRITE_BATCH_BYTES)))
+        return -1;
+    unsigned char keys[4 * WRITE_BATCH];
+    if (getrandom(keys, sizeof keys, 0) != (ssize_t)sizeof keys)
+        return -1;
+    unsigned char *start = t->batch + LWS_PRE;
+    size_t used = 0;
+    int64_t now = hv_now_ms();
+    int more = 0;
+    for (int i = 0; i < WRITE_BATCH; i++) {
+        pthread_mutex_lock(&h->lock);
+        hv_req_t *r = h->pending.head;
+        /* 14 bytes: the largest frame header with its masking key. */
+        int fits = r && used + r->frame_len + 14 <= WRITE_BATCH_BYTES;
+        if (r && (fits || used == 0)) {
+            hv_req_pop(&h->pending);
+            if (r->kind == HV_REQ_EMIT) {
+                r->sent_at_ms = now;
+                hv_req_append(&h->inflight, r);
+            }
+        }
+        more = h->pending.count > 0;
+        pthread_mutex_unlock(&h->lock);
+        if (!r || (!fits && used > 0))
+            break;
+        if (!fits) {
+            /* A frame larger than the batch buffer goes out alone. */
+            int rc = write_req(wsi, r);
+            if (r->kind != HV_REQ_EMIT)
+                hv_req_free(r);
+            return rc != 0 ? -1 : more;
+        }
+        used += put_masked_frame(start + used, r, keys + 4 * i);
+        if (r->kind != HV_REQ_EMIT)
+            hv_req_free(r);
+    }
+    if (used > 0 && lws_write(wsi, start, used, LWS_WRITE_HTTP) < (int)used)
+        return -1;
+    return more;
+}
+
 static int on_writeable(hv_handle_t *h, struct lws *wsi)
 {
     hv_timers_t *t = timers_of(h);
@@ -354,27 +435,11 @@ static int on_writeable(hv_handle_t *h, struct lws *wsi)
         t->need_leave = 0;
         return write_control(h, wsi, HV_REQ_LEAVE, h->topic, "phx_leave", NULL, 0);
     }
-    int64_t now = hv_now_ms();
-    for (int i = 0; i < WRITE_BATCH && !lws_send_pipe_choked(wsi); i++) {
-        pthread_mutex_lock(&h->lock);
-        hv_req_t *r = hv_req_pop(&h->pending);
-        if (r && r->kind == HV_REQ_EMIT) {
-            r->sent_at_ms = now;
-            hv_req_append(&h->inflight, r);
-        }
-        pthread_mutex_unlock(&h->lock);
-        if (!r) {
-            if (t->need_leave)
-                lws_callback_on_writable(wsi);
-            return 0;
-        }
-        int rc = write_req(wsi, r);
-        if (r->kind != HV_REQ_EMIT)
-            hv_req_free(r);
-        if (rc != 0)
-            return -1;
-    }
-    lws_callback_on_writable(wsi);
+    int more = write_batch(h, wsi);
+    if (more < 0)
+        return -1;
+    if (more || t->need_leave)
+        lws_callback_on_writable(wsi);
     return 0;
 }
 
@@ -716,6 +781,8 @@ static void *io_main(void *arg)
     h->ctx = NULL;
     pthread_mutex_unlock(&h->lock);
     lws_context_destroy(ctx);
+    free(t->batch);
+    t->batch = NULL;
     return NULL;
 }
 
