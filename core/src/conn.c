@@ -472,7 +472,12 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
     hv_req_t *prev = NULL, *r = h->inflight.head;
     while (r) {
         hv_req_t *next = r->next;
-        if (r->kind == HV_REQ_EMIT && r->sent_at_ms < limit) {
+        /* Emits join the in-flight list as they are written, so their
+         * sent_at_ms never decreases along it: the first emit still in
+         * time ends the scan. */
+        if (r->kind == HV_REQ_EMIT && r->sent_at_ms >= limit)
+            break;
+        if (r->kind == HV_REQ_EMIT) {
             if (prev)
                 prev->next = next;
             else
