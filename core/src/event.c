@@ -2,6 +2,8 @@
 #include "event.h"
 
 #include <msgpack.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,23 +236,87 @@ fail:
     return rc;
 }
 
+/* Random bytes for ids come from getrandom() in blocks kept per thread,
+ * which saves a system call per id.  The fork handler bumps
+ * random_generation, so a child process never hands out bytes that its
+ * parent also holds. */
+#define RANDOM_BLOCK 512
+
+static atomic_uint random_generation;
+static pthread_once_t random_once = PTHREAD_ONCE_INIT;
+
+static void random_after_fork(void)
+{
+    atomic_fetch_add(&random_generation, 1);
+}
+
+static void random_setup(void)
+{
+    pthread_atfork(NULL, NULL, random_after_fork);
+}
+
+static __thread struct {
+    unsigned char bytes[RANDOM_BLOCK];
+    size_t used;
+    unsigned generation;
+    int filled;
+} random_cache;
+
+/* Fills @out with @n (at most RANDOM_BLOCK) random bytes; returns 0 or -1. */
+static int random_bytes(unsigned char *out, size_t n)
+{
+    pthread_once(&random_once, random_setup);
+    unsigned generation = atomic_load(&random_generation);
+    if (!random_cache.filled || random_cache.generation != generation ||
+        random_cache.used + n > RANDOM_BLOCK) {
+        random_cache.filled = 0;
+        if (getrandom(random_cache.bytes, RANDOM_BLOCK, 0) != RANDOM_BLOCK)
+            return -1;
+        random_cache.used = 0;
+        random_cache.generation = generation;
+        random_cache.filled = 1;
+    }
+    memcpy(out, random_cache.bytes + random_cache.used, n);
+    /* Bytes handed out are not kept. */
+    memset(random_cache.bytes + random_cache.used, 0, n);
+    random_cache.used += n;
+    return 0;
+}
+
+/* Fills @b[from..15] with random bytes, falling back to the clock. */
+static void uuid_random(unsigned char b[16], size_t from)
+{
+    if (random_bytes(b + from, 16 - from) == 0)
+        return;
+    /* getrandom on Linux does not fail once the pool is ready; fall back
+     * to the clock so an id is still produced. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (size_t i = from; i < 16; i++)
+        b[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (i * 131) ^ rand());
+}
+
+/* Writes @b as 8-4-4-4-12 lowercase hex digits and a NUL. */
+static void uuid_format(const unsigned char b[16], char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
 void hv_uuid4(char out[37])
 {
     unsigned char b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-        /* getrandom on Linux does not fail for 16 bytes once the pool is
-         * ready; fall back to the clock so an id is still produced. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        for (size_t i = 0; i < sizeof b; i++)
-            b[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (i * 131) ^ rand());
-    }
+    uuid_random(b, 0);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    uuid_format(b, out);
 }
 
 void hv_uuid7(char out[37])
@@ -259,18 +325,12 @@ void hv_uuid7(char out[37])
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    if (getrandom(b + 6, 10, 0) != 10) {
-        for (size_t i = 6; i < sizeof b; i++)
-            b[i] = (unsigned char)((ts.tv_nsec >> (i % 4 * 8)) ^ (i * 131) ^ rand());
-    }
+    uuid_random(b, 6);
     for (int i = 0; i < 6; i++)
         b[i] = (unsigned char)(ms >> (40 - 8 * i));
     b[6] = (b[6] & 0x0f) | 0x70;
     b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
+    uuid_format(b, out);
 }
 
 void hv_now_iso8601(char out[32])
