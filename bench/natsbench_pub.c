@@ -50,6 +50,7 @@ static natsStatus connect_publisher(publisher_t *p)
     jsOptions_Init(&o);
     o.PublishAsync.MaxPending = 10000;
     o.PublishAsync.ErrHandler = on_js_error;
+    o.PublishAsync.StallWait = 60000;
     o.Wait = 60000;
     return natsConnection_JetStream(&p->js, p->nc, &o);
 }

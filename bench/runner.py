@@ -808,13 +808,15 @@ def write_report(suite, path):
           "240 bytes (plus a sequence number); the C program sends a 256-byte map.",
           ["bind_c", "bind_python", "bind_ruby", "bind_lua", "bind_plain"],
           [("events/s", "rate"), ("client CPU µs/event", "cpu_us_per_event")])
-    table("Memory",
-          "Client: growth of the resident set size of one process per connected producer "
-          "handle (each has its own I/O thread and libwebsockets context). Server: growth of "
-          "hiventd's VmRSS from /proc after raw WebSocket connections upgraded and joined "
-          "`ingress:all`, divided by the number of connections.",
-          ["mem_handle", "mem_idle"],
-          [("KiB per handle", "kib_per_handle"), ("KiB per connection", "kib_per_connection")])
+    table("Client memory",
+          "Growth of the resident set size of one process per connected producer handle. Each "
+          "handle has its own I/O thread and libwebsockets context.",
+          ["mem_handle"], [("KiB per handle", "kib_per_handle")])
+    table("Server memory",
+          "Growth of hiventd's VmRSS (from /proc) after raw WebSocket connections upgraded and "
+          "joined `ingress:all`, divided by the number of connections.",
+          ["mem_idle"], [("KiB per connection", "kib_per_connection"),
+                         ("connections open", "open")])
 
     w("## Command lines")
     w("")
