@@ -147,7 +147,7 @@ static hivent_consumer_t *consumer_new(int partitions, atomic_long *consumed)
         return NULL;
     }
     if (wait_connected(consumer_state, c, consumer_poll) < 0) {
-        fprintf(stderr, "consumer: not connected within 10 s\n");
+        fprintf(stderr, "consumer: not connected to %s:%s within 10 s\n", opt_host, opt_port);
         hivent_consumer_destroy(c);
         return NULL;
     }
@@ -260,7 +260,8 @@ int main(int argc, char **argv)
             p->client = hivent_client_new(conf, err, sizeof(err));
         }
         if (!p->client || wait_connected(client_state, p->client, client_poll) < 0) {
-            fprintf(stderr, "producer %d: not connected\n", i);
+            fprintf(stderr, "producer %d: not connected to %s:%s within 10 s\n", i, opt_host,
+                    opt_port);
             return 1;
         }
         pthread_create(&p->thread, NULL, producer_main, p);
