@@ -19,7 +19,7 @@ RSpec.describe "emit" do
       expect(event.version).to eq(3)
       expect(event.key).to eq("k-1")
       expect(event.producer).to eq("emit-spec")
-      expect(event.uuid).to match(/\A\h{8}-\h{4}-4\h{3}-\h{4}-\h{12}\z/)
+      expect(event.uuid).to match(/\A\h{8}-\h{4}-[47]\h{3}-\h{4}-\h{12}\z/)
       expect(event.cid).to match(/\A\h{8}-/)
       expect(event.created_at).to match(/\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\z/)
     end
