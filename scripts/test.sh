@@ -54,7 +54,7 @@ if ((quick == 0)); then
   [[ -x tests/run-sanitize.sh ]] && run_suite "C tests under ASan and UBSan" tests/run-sanitize.sh
   [[ -x tests/fuzz/run.sh ]] && run_suite "fuzz smoke run" tests/fuzz/run.sh 20
   [[ -x tests/valgrind-cycles.sh ]] && run_suite "valgrind connect/emit/destroy cycles" \
-    tests/valgrind-cycles.sh 50
+    tests/valgrind-cycles.sh 50 "$HIVENT_BUILD_DIR"
 fi
 
 for lang in python ruby lua; do
