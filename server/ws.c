@@ -199,11 +199,11 @@ int hvd_conn_reply_error(hvd_conn_t *c, const char *topic, const hv_ref_t *ref,
     return rc;
 }
 
-/* Frames are written in batches: each frame gets its WebSocket header here
- * and the batch goes to lws_write() as LWS_WRITE_HTTP, which libwebsockets
- * passes to the socket without framing (and buffers itself when the socket
- * takes only part), so one send() carries many replies.  hiventd enables
- * no WebSocket extension, so the frames need no other transformation. */
+/* Frames are written in batches, so one send() carries many replies.  Each
+ * frame gets its WebSocket header here, and the batch goes to lws_write()
+ * as LWS_WRITE_HTTP, which libwebsockets passes to the socket unframed.
+ * libwebsockets buffers what the socket does not take at once.  hiventd
+ * enables no WebSocket extension, so the frames need no other change. */
 #define WRITE_BATCH_BYTES (128u * 1024)
 #define WRITE_BATCHES_PER_CALLBACK 8
 static unsigned char write_batch[LWS_PRE + WRITE_BATCH_BYTES];
