@@ -589,10 +589,10 @@ void hv_consumer_on_event(hv_handle_t *h, const hv_frame_t *f);
 
 static void on_reply(hv_handle_t *h, const hv_frame_t *f)
 {
-    if (f->ref.kind != HV_REF_INT) {
-        hv_log(h, LOG_DEBUG, "conn", "reply without an integer ref on %s dropped", f->topic);
+    /* Acks and quarantines go out with a nil ref, and the server's replies
+     * to them carry it back; nothing waits for those replies. */
+    if (f->ref.kind != HV_REF_INT)
         return;
-    }
     pthread_mutex_lock(&h->lock);
     hv_req_t *r = hv_req_take_ref(&h->inflight, f->ref.num);
     pthread_mutex_unlock(&h->lock);
