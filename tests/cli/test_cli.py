@@ -579,7 +579,10 @@ class ReplayTest(CliTestCase):
                              failed_out, path], self.env())
         # The progress bar appears once sending started; text mode reads its
         # carriage returns as line ends.
-        self.assertTrue(replay.wait_for_stderr("events/s"), "replay never drew progress")
+        # Checking 20,000 records first takes a while under sanitizers on a
+        # loaded machine, so the wait is the CLI's whole time limit.
+        self.assertTrue(replay.wait_for_stderr("events/s", timeout=CLI_TIMEOUT),
+                        "replay never drew progress")
         replay.proc.send_signal(signal.SIGINT)
         code, out, err = replay.finish(30)
         self.assertEqual(code, EXIT_FAILED, err)
