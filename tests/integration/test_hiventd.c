@@ -299,8 +299,9 @@ static void reconnect_after_hiventd_restart(void)
     hivent_consumer_destroy(cons);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const char *only = argc > 1 ? argv[1] : NULL;
     signal(SIGPIPE, SIG_IGN);
     if (!hiventd_path()) {
         fprintf(stderr, "SKIP: hiventd not built (HIVENTD=%s)\n",
@@ -313,11 +314,16 @@ int main(void)
         fprintf(stderr, "could not start hiventd\n");
         return 1;
     }
-    RUN_TEST(emit_consume_ack_roundtrip);
-    RUN_TEST(quarantine_reaches_dead_letter_queue);
-    RUN_TEST(published_event_keeps_client_uuid);
-    RUN_TEST(api_key_checked);
-    RUN_TEST(reconnect_after_hiventd_restart);
+    if (!only || strcmp(only, "emit_consume_ack_roundtrip") == 0)
+        RUN_TEST(emit_consume_ack_roundtrip);
+    if (!only || strcmp(only, "quarantine_reaches_dead_letter_queue") == 0)
+        RUN_TEST(quarantine_reaches_dead_letter_queue);
+    if (!only || strcmp(only, "published_event_keeps_client_uuid") == 0)
+        RUN_TEST(published_event_keeps_client_uuid);
+    if (!only || strcmp(only, "api_key_checked") == 0)
+        RUN_TEST(api_key_checked);
+    if (!only || strcmp(only, "reconnect_after_hiventd_restart") == 0)
+        RUN_TEST(reconnect_after_hiventd_restart);
     hiventd_kill(&server, SIGTERM);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", data_dir);
