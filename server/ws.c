@@ -607,9 +607,17 @@ static void handle_emit(hvd_conn_t *c, const hv_frame_t *f, const hvd_channel_t 
         hvd_conn_reply_error(c, f->topic, &f->ref, &ch->join_ref, err);
         return;
     }
-    if (!ev->producer && c->client_id)
+    /* An event that arrives complete (libhivent fills meta.uuid, meta.cid,
+     * meta.created_at and meta.producer) is stored as received; others are
+     * completed and packed again. */
+    int filled = 0;
+    if (!ev->producer && c->client_id) {
         ev->producer = strdup(c->client_id);
-    if (hv_event_complete(ev) < 0 || hv_event_pack(ev, &body) < 0) {
+        filled = 1;
+    }
+    int as_received = !filled && hv_event_is_complete_map(ev, f->payload, f->payload_size);
+    if (as_received ? hv_buf_append(&body, f->payload, f->payload_size) < 0
+                    : hv_event_complete(ev) < 0 || hv_event_pack(ev, &body) < 0) {
         snprintf(err, sizeof(err), "out of memory");
         goto reject;
     }

@@ -410,6 +410,43 @@ int hv_event_pack(const hivent_event_t *ev, hv_buf_t *out)
     return out->data ? 0 : -1;
 }
 
+/* Returns the entry count of the map at the start of @p, or -1. */
+static long map_entries(const void *p, size_t size)
+{
+    hv_mp_reader_t r;
+    hv_mp_value_t v;
+    hv_mp_reader_init(&r, p, size);
+    if (hv_mp_read(&r, &v) != 0 || v.type != HV_MP_MAP)
+        return -1;
+    return (long)v.size;
+}
+
+int hv_event_is_complete_map(const hivent_event_t *ev, const void *map, size_t size)
+{
+    static const char *const keys[] = {"version", "cid", "key", "producer", "uuid",
+                                       "created_at"};
+    const unsigned char *meta, *val;
+    size_t meta_size, val_size;
+    if (!ev || !ev->uuid || !ev->cid || !ev->created_at || !ev->name)
+        return 0;
+    if (map_entries(map, size) != 3 ||
+        hv_mp_map_find(map, size, "meta", &meta, &meta_size) != 1 ||
+        map_entries(meta, meta_size) != 7)
+        return 0;
+    /* Seven entries holding seven distinct keys leave no room for others. */
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (hv_mp_map_find(meta, meta_size, keys[i], &val, &val_size) != 1)
+            return 0;
+    if (hv_mp_map_find(meta, meta_size, "name", &val, &val_size) != 1)
+        return 0;
+    hv_mp_reader_t r;
+    hv_mp_value_t v;
+    hv_mp_reader_init(&r, val, val_size);
+    size_t name_len = strlen(ev->name);
+    return hv_mp_read(&r, &v) == 0 && v.type == HV_MP_STR && v.size == name_len &&
+           memcmp(v.str, ev->name, name_len) == 0;
+}
+
 /* Public getters. */
 
 HIVENT_API const char *hivent_event_name(const hivent_event_t *ev)

@@ -50,6 +50,13 @@ int hv_event_complete(hivent_event_t *ev);
 /* Packs {name, payload, meta} into @out. */
 int hv_event_pack(const hivent_event_t *ev, hv_buf_t *out);
 
+/* Returns 1 when @map, the bytes @ev was parsed from, holds exactly the
+ * fields hv_event_pack() writes: name, payload and a meta map of name
+ * (equal to the event name), version, cid, key, producer, uuid and
+ * created_at, with uuid, cid and created_at set.  Such bytes can be
+ * stored and sent on as they are. */
+int hv_event_is_complete_map(const hivent_event_t *ev, const void *map, size_t size);
+
 /* Writes a random version 4 UUID (36 chars + NUL) into @out. */
 void hv_uuid4(char out[37]);
 /* Writes a version 7 UUID (RFC 9562: 48-bit Unix time in milliseconds,
