@@ -50,7 +50,10 @@ HIVENT_API hivent_client_t *hivent_client_new(hivent_conf_t *conf, char *errstr,
 }
 
 /* Builds the request for one emit: validates, assigns meta.uuid and
- * meta.created_at so a retried emit is recognisable, encodes the frame. */
+ * meta.created_at so a retried emit is recognisable, and meta.cid when the
+ * caller gives none, so hiventd can store the event as sent; encodes the
+ * frame.  The packed event stays in ev->packed, where the reply is
+ * compared with it. */
 static hivent_err_t build_emit(hv_handle_t *h, const char *name, const void *payload,
                                size_t payload_size, int64_t version, const char *cid,
                                const char *key, hv_req_t **out, char *err, size_t err_size)
@@ -66,16 +69,17 @@ static hivent_err_t build_emit(hv_handle_t *h, const char *name, const void *pay
     hv_now_iso8601(when);
     ev->uuid = strdup(buf);
     ev->created_at = strdup(when);
-    hv_buf_t body = {0};
-    if (!ev->uuid || !ev->created_at || hv_event_pack(ev, &body) != 0) {
-        hv_buf_free(&body);
+    if (!ev->cid) {
+        hv_uuid4(buf);
+        ev->cid = strdup(buf);
+    }
+    if (!ev->uuid || !ev->created_at || !ev->cid || hv_event_pack(ev, &ev->packed) != 0) {
         hivent_event_destroy(ev);
         set_err(err, err_size, "out of memory");
         return HIVENT_ERR_NO_MEMORY;
     }
-    hv_req_t *r = hv_req_build(h, HV_REQ_EMIT, "ingress:all", "event:emit", body.data,
-                               body.len);
-    hv_buf_free(&body);
+    hv_req_t *r = hv_req_build(h, HV_REQ_EMIT, "ingress:all", "event:emit", ev->packed.data,
+                               ev->packed.len);
     if (!r) {
         hivent_event_destroy(ev);
         set_err(err, err_size, "out of memory");

@@ -569,7 +569,15 @@ static void on_emit_reply(hv_handle_t *h, hv_req_t *r, int ok, const unsigned ch
     char why[512] = "";
     if (ok) {
         char perr[256];
-        if (!resp || hv_event_parse(resp, size, &published, perr, sizeof perr) != HIVENT_OK) {
+        const hv_buf_t *sent = &r->event->packed;
+        /* hiventd returns a new event byte for byte as sent; the event as
+         * built is then the published one.  A duplicate returns the stored
+         * event, which is parsed. */
+        if (resp && sent->data && size == sent->len && memcmp(resp, sent->data, size) == 0) {
+            published = r->event;
+            r->event = NULL;
+        } else if (!resp ||
+                   hv_event_parse(resp, size, &published, perr, sizeof perr) != HIVENT_OK) {
             /* A server that returns no event still stored it; report the
              * event as sent. */
             published = hivent_event_dup(r->event);
