@@ -61,9 +61,18 @@ static void pack_ref(msgpack_packer *pk, const hv_ref_t *ref)
 
 int hv_frame_encode(const hv_frame_t *f, int allow_gzip, hv_buf_t *out)
 {
-    hv_buf_t plain = {0};
+    /* The map is packed straight into @out; only a map large enough to be
+     * gzipped is moved out again and replaced by its gzip member. */
+    size_t start = out->len;
+    size_t topic_len = f->topic ? strlen(f->topic) : 0;
+    size_t event_len = f->event ? strlen(f->event) : 0;
+    size_t ref_len = f->ref.kind == HV_REF_STR && f->ref.str ? strlen(f->ref.str) : 0;
+    /* Keys and headers take under 64 bytes besides these, so the packer's
+     * appends below cannot fail. */
+    if (hv_buf_reserve(out, topic_len + event_len + ref_len + f->payload_size + 64) != 0)
+        return -1;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &plain, hv_buf_msgpack_write);
+    msgpack_packer_init(&pk, out, hv_buf_msgpack_write);
     msgpack_pack_map(&pk, 4);
     pack_str(&pk, "topic");
     pack_str(&pk, f->topic ? f->topic : "");
@@ -71,21 +80,23 @@ int hv_frame_encode(const hv_frame_t *f, int allow_gzip, hv_buf_t *out)
     pack_str(&pk, f->event ? f->event : "");
     pack_str(&pk, "payload");
     if (f->payload && f->payload_size)
-        hv_buf_append(&plain, f->payload, f->payload_size);
+        hv_buf_append(out, f->payload, f->payload_size);
     else
         msgpack_pack_map(&pk, 0);
     pack_str(&pk, "ref");
     pack_ref(&pk, &f->ref);
-    if (!plain.data) {
-        hv_buf_free(&plain);
+    if (!out->data)
         return -1;
-    }
-    int rc = 0;
-    if (allow_gzip && plain.len >= HV_GZIP_THRESHOLD)
-        rc = hv_gzip(plain.data, plain.len, out);
-    else
-        rc = hv_buf_append(out, plain.data, plain.len);
-    hv_buf_free(&plain);
+    size_t plain_len = out->len - start;
+    if (!allow_gzip || plain_len < HV_GZIP_THRESHOLD)
+        return 0;
+    unsigned char *plain = malloc(plain_len);
+    if (!plain)
+        return -1;
+    memcpy(plain, out->data + start, plain_len);
+    out->len = start;
+    int rc = hv_gzip(plain, plain_len, out);
+    free(plain);
     return rc;
 }
 
