@@ -390,6 +390,14 @@ static void pack_opt(msgpack_packer *pk, const char *key, const char *val)
 
 int hv_event_pack(const hivent_event_t *ev, hv_buf_t *out)
 {
+    /* One reservation for the whole map: keys and headers take under 160
+     * bytes besides the strings and the payload. */
+    const char *strs[] = {ev->cid, ev->key, ev->producer, ev->uuid, ev->created_at};
+    size_t need = 2 * strlen(ev->name) + ev->payload_size + 160;
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        need += strs[i] ? strlen(strs[i]) : 0;
+    if (hv_buf_reserve(out, need) != 0)
+        return -1;
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, hv_buf_msgpack_write);
     msgpack_pack_map(&pk, 3);
