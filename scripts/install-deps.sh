@@ -14,6 +14,7 @@ packages=(
   lua5.4 liblua5.4-dev luarocks lua-busted
   valgrind clang libclang-rt-14-dev
   lua-socket lua-dkjson
+  redis-server redis-tools nats-server libnats-dev python3-websocket
   curl procps iproute2
 )
 # Node.js and npm serve the phoenix JavaScript client test; a machine that

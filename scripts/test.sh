@@ -57,6 +57,12 @@ if ((quick == 0)); then
     tests/valgrind-cycles.sh 50 "$HIVENT_BUILD_DIR"
 fi
 
+# The benchmark harness runs once with small counts so CI notices when it
+# breaks; its figures are not checked (bench/run.sh writes the full report).
+if ((quick == 0)) && [[ -x bench/run.sh ]]; then
+  run_suite "benchmark smoke run" bench/run.sh --quick --output "$HIVENT_BUILD_DIR/benchmarks-quick.md"
+fi
+
 for lang in python ruby lua; do
   script=bindings/$lang/run-tests.sh
   [[ -x $script ]] && run_suite "$lang binding" "$script"
