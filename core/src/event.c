@@ -155,34 +155,84 @@ static int read_opt_str(const unsigned char *val, size_t size, char **dst)
     return *dst ? 0 : -1;
 }
 
+/* The meta keys an event carries, in the order hv_event_pack() writes them. */
+static const char *const meta_keys[] = {"name", "version", "cid", "key", "producer", "uuid",
+                                        "created_at"};
+#define META_KEYS (sizeof meta_keys / sizeof meta_keys[0])
+enum { META_NAME, META_VERSION, META_CID };
+
+/* Collects the value spans of the meta keys in one pass over the map
+ * @meta; as with hv_mp_map_find(), the first occurrence of a key wins and
+ * an absent key leaves its span NULL.  Returns the map's entry count, or
+ * -1 when @meta is malformed or not a map. */
+static long meta_spans(const unsigned char *meta, size_t size,
+                       const unsigned char *val[META_KEYS], size_t val_size[META_KEYS])
+{
+    hv_mp_reader_t r;
+    hv_mp_value_t v;
+    for (size_t j = 0; j < META_KEYS; j++) {
+        val[j] = NULL;
+        val_size[j] = 0;
+    }
+    hv_mp_reader_init(&r, meta, size);
+    if (hv_mp_read(&r, &v) != 0 || v.type != HV_MP_MAP)
+        return -1;
+    for (uint32_t i = 0; i < v.size; i++) {
+        hv_mp_value_t k;
+        size_t kpos = r.pos;
+        if (hv_mp_read(&r, &k) != 0)
+            return -1;
+        if (k.type == HV_MP_ARRAY || k.type == HV_MP_MAP) {
+            r.pos = kpos;
+            if (hv_mp_skip(&r) != 0)
+                return -1;
+        }
+        const unsigned char *s;
+        size_t n;
+        if (hv_mp_span(&r, &s, &n) != 0)
+            return -1;
+        if (k.type != HV_MP_STR)
+            continue;
+        for (size_t j = 0; j < META_KEYS; j++) {
+            if (k.size == strlen(meta_keys[j]) && memcmp(k.str, meta_keys[j], k.size) == 0) {
+                if (!val[j]) {
+                    val[j] = s;
+                    val_size[j] = n;
+                }
+                break;
+            }
+        }
+    }
+    return (long)v.size;
+}
+
 static hivent_err_t parse_meta(hivent_event_t *ev, const unsigned char *meta, size_t size,
                                char *err, size_t err_size)
 {
-    static const char *const keys[] = {"cid", "key", "producer", "uuid", "created_at"};
+    /* The string fields, indexed like meta_keys from META_CID on. */
     char **fields[] = {&ev->cid, &ev->key, &ev->producer, &ev->uuid, &ev->created_at};
-    const unsigned char *val;
-    size_t val_size;
+    const unsigned char *vals[META_KEYS];
+    size_t sizes[META_KEYS];
     if (!hv_mp_is_map(meta, size)) {
         snprintf(err, err_size, "meta must be a map");
         return HIVENT_ERR_PAYLOAD;
     }
-    if (hv_mp_map_find(meta, size, "version", &val, &val_size) != 1) {
+    if (meta_spans(meta, size, vals, sizes) < 0 || !vals[META_VERSION]) {
         snprintf(err, err_size, "meta.version is missing; it must be an integer");
         return HIVENT_ERR_PAYLOAD;
     }
     hv_mp_reader_t r;
     hv_mp_value_t v;
-    hv_mp_reader_init(&r, val, val_size);
+    hv_mp_reader_init(&r, vals[META_VERSION], sizes[META_VERSION]);
     if (hv_mp_read(&r, &v) != 0 || !(v.type == HV_MP_INT ||
                                       (v.type == HV_MP_UINT && v.u <= INT64_MAX))) {
         snprintf(err, err_size, "meta.version must be an integer");
         return HIVENT_ERR_PAYLOAD;
     }
     ev->version = v.i;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        int found = hv_mp_map_find(meta, size, keys[i], &val, &val_size);
-        if (found == 1 && read_opt_str(val, val_size, fields[i]) != 0) {
-            snprintf(err, err_size, "meta.%s must be a UTF-8 string or nil", keys[i]);
+    for (size_t j = META_CID; j < META_KEYS; j++) {
+        if (vals[j] && read_opt_str(vals[j], sizes[j], fields[j - META_CID]) != 0) {
+            snprintf(err, err_size, "meta.%s must be a UTF-8 string or nil", meta_keys[j]);
             return HIVENT_ERR_PAYLOAD;
         }
     }
@@ -431,25 +481,23 @@ static long map_entries(const void *p, size_t size)
 
 int hv_event_is_complete_map(const hivent_event_t *ev, const void *map, size_t size)
 {
-    static const char *const keys[] = {"version", "cid", "key", "producer", "uuid",
-                                       "created_at"};
-    const unsigned char *meta, *val;
-    size_t meta_size, val_size;
+    const unsigned char *meta;
+    size_t meta_size;
+    const unsigned char *vals[META_KEYS];
+    size_t sizes[META_KEYS];
     if (!ev || !ev->uuid || !ev->cid || !ev->created_at || !ev->name)
         return 0;
     if (map_entries(map, size) != 3 ||
         hv_mp_map_find(map, size, "meta", &meta, &meta_size) != 1 ||
-        map_entries(meta, meta_size) != 7)
+        meta_spans(meta, meta_size, vals, sizes) != (long)META_KEYS)
         return 0;
-    /* Seven entries holding seven distinct keys leave no room for others. */
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (hv_mp_map_find(meta, meta_size, keys[i], &val, &val_size) != 1)
+    /* As many entries as distinct keys found leave no room for others. */
+    for (size_t j = 0; j < META_KEYS; j++)
+        if (!vals[j])
             return 0;
-    if (hv_mp_map_find(meta, meta_size, "name", &val, &val_size) != 1)
-        return 0;
     hv_mp_reader_t r;
     hv_mp_value_t v;
-    hv_mp_reader_init(&r, val, val_size);
+    hv_mp_reader_init(&r, vals[META_NAME], sizes[META_NAME]);
     size_t name_len = strlen(ev->name);
     return hv_mp_read(&r, &v) == 0 && v.type == HV_MP_STR && v.size == name_len &&
            memcmp(v.str, ev->name, name_len) == 0;
