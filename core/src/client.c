@@ -78,6 +78,17 @@ static hivent_err_t build_emit(hv_handle_t *h, const char *name, const void *pay
         set_err(err, err_size, "out of memory");
         return HIVENT_ERR_NO_MEMORY;
     }
+    /* The server limits frames after inflating, so the limit applies to
+     * the packed event, not to its gzipped form. 64 bytes cover the frame
+     * map around it. */
+    if (ev->packed.len + 64 > (size_t)h->conf->max_frame_size) {
+        snprintf(err, err_size, "event %s is %zu bytes packed, more than max_frame_size "
+                 "(%d bytes); split the payload or raise max_frame_size here and "
+                 "--max-inflated-size on hiventd", name, ev->packed.len,
+                 h->conf->max_frame_size);
+        hivent_event_destroy(ev);
+        return HIVENT_ERR_TOO_LARGE;
+    }
     hv_req_t *r = hv_req_build(h, HV_REQ_EMIT, "ingress:all", "event:emit", ev->packed.data,
                                ev->packed.len);
     if (!r) {

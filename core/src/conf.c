@@ -255,8 +255,8 @@ HIVENT_API hivent_err_t hivent_conf_set(hivent_conf_t *conf, const char *key,
     }
     const struct key_desc *k = find_key(key);
     if (!k) {
-        set_err(errstr, errstr_size, "unknown configuration key \"%.64s\"; see "
-                "hivent_conf_key_at() or docs/configuration.md for the known keys", key);
+        set_err(errstr, errstr_size, "unknown configuration key \"%.64s\"; the known keys "
+                "are listed in docs/configuration.md", key);
         return HIVENT_ERR_UNKNOWN_KEY;
     }
     return set_value(conf, k, value, errstr, errstr_size);

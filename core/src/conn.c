@@ -744,6 +744,47 @@ static int note_server_cert(hv_handle_t *h, X509_STORE_CTX *store, int preverify
     return 0;
 }
 
+/* Removes and returns the largest emit awaiting a reply, or NULL. */
+static hv_req_t *take_largest_inflight_locked(hv_handle_t *h)
+{
+    hv_req_t *best = NULL;
+    for (hv_req_t *r = h->inflight.head; r; r = r->next)
+        if (r->kind == HV_REQ_EMIT && (!best || r->frame_len > best->frame_len))
+            best = r;
+    return best ? hv_req_take_ref(&h->inflight, best->ref) : NULL;
+}
+
+/*
+ * Records the server's close code and reason for the reconnect log.  Close
+ * code 1009 (message too big) means a frame was over the server's limit;
+ * resending it would only repeat the close, so the largest emit in flight
+ * fails with HIVENT_ERR_TOO_LARGE instead of going back to the queue.
+ */
+static void on_peer_close(hv_handle_t *h, const unsigned char *in, size_t len)
+{
+    int code = len >= 2 ? (in[0] << 8) | in[1] : 1005;
+    int reason_len = len > 2 ? (int)(len - 2) : 0;
+    if (reason_len > 200)
+        reason_len = 200;
+    snprintf(h->last_error, sizeof h->last_error, "server closed the connection with code "
+             "%d%s%.*s", code, reason_len ? ": " : "", reason_len,
+             reason_len ? (const char *)in + 2 : "");
+    h->last_err = HIVENT_ERR_CONNECTION;
+    if (code != 1009)
+        return;
+    pthread_mutex_lock(&h->lock);
+    hv_req_t *r = take_largest_inflight_locked(h);
+    if (r) {
+        char msg[sizeof h->last_error + 160];
+        size_t size = r->event && r->event->packed.len ? r->event->packed.len : r->frame_len;
+        snprintf(msg, sizeof msg, "%s; this emit of %zu bytes packed is over the server's "
+                 "frame limit (hiventd --max-frame-size, --max-inflated-size)", h->last_error,
+                 size);
+        hv_post_delivery_locked(h, r, HIVENT_ERR_TOO_LARGE, msg, NULL);
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -762,6 +803,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         on_disconnect(h, err, msg);
         break;
     }
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (wsi == h->wsi)
+            on_peer_close(h, in, len);
+        break;
     case LWS_CALLBACK_CLIENT_CLOSED:
         if (wsi == h->wsi)
             on_disconnect(h, h->last_err ? h->last_err : HIVENT_ERR_CONNECTION,
