@@ -1,12 +1,16 @@
 /* hiventd: the Hivent server.  See docs/server.md. */
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +65,69 @@ static int write_ready_file(const char *path, int port)
         unlink(tmp);
         return -1;
     }
+    return 0;
+}
+
+/* Copies strerror(@err) with its first letter in lower case, so that it
+ * reads as part of a sentence: "address already in use". */
+static const char *error_text(int err, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", strerror(err));
+    buf[0] = (char)tolower((unsigned char)buf[0]);
+    return buf;
+}
+
+/*
+ * Takes an exclusive flock() on DIR/hiventd.lock and keeps its descriptor
+ * open for the life of the process, so a second hiventd on the same data
+ * directory exits instead of sharing the SQLite file: two servers would
+ * each keep their own in-memory queues and lose acknowledged events.  The
+ * file holds the owner's PID, which only serves the error message; the
+ * kernel releases the lock when the process exits, even after a crash.
+ */
+static int lock_data_dir(const char *dir)
+{
+    char path[4200], why[128];
+    if ((size_t)snprintf(path, sizeof(path), "%s/hiventd.lock", dir) >= sizeof(path)) {
+        hvd_err("--data-dir %s: path too long", dir);
+        return -1;
+    }
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        hvd_err("cannot create data directory %s: %s (--data-dir)", dir,
+                error_text(errno, why, sizeof(why)));
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        hvd_err("cannot open lock file %s: %s (--data-dir)", path,
+                error_text(errno, why, sizeof(why)));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        if (err != EWOULDBLOCK) {
+            hvd_err("cannot lock %s: %s (--data-dir)", path, error_text(err, why, sizeof(why)));
+            close(fd);
+            return -1;
+        }
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\r\n")] = '\0';
+        if (pid[0])
+            hvd_err("data directory %s is in use by another hiventd (PID %s, which holds %s); "
+                    "stop it or choose another --data-dir", dir, pid, path);
+        else
+            hvd_err("data directory %s is in use by another hiventd (a process holds %s); "
+                    "stop it or choose another --data-dir", dir, path);
+        close(fd);
+        return -1;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+        hvd_warn("cannot write the PID into %s: %s", path, error_text(errno, why, sizeof(why)));
+    /* The descriptor stays open on purpose: closing it would drop the lock. */
     return 0;
 }
 
@@ -149,6 +216,11 @@ int main(int argc, char **argv)
      * thousands of times a second (mprotect calls and zeroed pages). */
     mallopt(M_TOP_PAD, 8 << 20);
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
+
+    if (lock_data_dir(cfg.data_dir) < 0) {
+        hvd_config_free(&cfg);
+        return 1;
+    }
 
     static hvd_server_t srv;
     srv.cfg = &cfg;
