@@ -174,11 +174,9 @@ function Consumer:_handle_event(notice)
     self.processed = self.processed + 1
   else
     err = core.hivent_consumer_reject(self.handle, event_ptr, reason)
+    -- libhivent logs the dead letter itself, at notice level, with the
+    -- event name, uuid, queue and reason.
     self.failed = self.failed + 1
-    if event then
-      log.warning(self.label, string.format("%s (uuid %s) sent to the dead-letter queue of %s: %s",
-        tostring(event.name), tostring(event.meta.uuid), tostring(event.queue), reason))
-    end
   end
   core.hivent_notice_destroy(notice)
   if err ~= 0 then

@@ -121,6 +121,39 @@ describe("consumer", function()
     consumer:close(2)
   end)
 
+  it("logs each dead letter once", function()
+    local topic = server.unique("lua:dlq_log")
+    local logged = {}
+    hivent.set_log_level("debug")
+    hivent.set_logger(function(level, facility, message)
+      logged[#logged + 1] = { level = level, facility = facility, message = message }
+    end)
+    local ok, err = pcall(function()
+      local consumer = hivent.consumer({
+        topic = topic, name = server.unique("lua_dlq_log"), partition_count = 1,
+        process = function() return nil, "rejected on purpose" end,
+      }, options)
+      assert.is_truthy(wait_connected(consumer))
+      local sent = client:emit(topic, { id = 1 })
+      assert.are.equal(1, consumer:run({ count = 1, duration = 10 }))
+      -- The core's log lines arrive as notices on the next polls.
+      for _ = 1, 5 do consumer:poll(0.05) end
+      consumer:close(2)
+      local lines = {}
+      for _, entry in ipairs(logged) do
+        if entry.message:find(sent.meta.uuid, 1, true)
+            and entry.message:find("dead-letter", 1, true) then
+          lines[#lines + 1] = entry
+        end
+      end
+      assert.are.equal(1, #lines, "dead-letter log lines: " .. #lines)
+      assert.matches("rejected on purpose", lines[1].message, 1, true)
+    end)
+    hivent.set_logger(nil)
+    hivent.set_log_level(os.getenv("HIVENT_TEST_LOG_LEVEL") or "warning")
+    assert(ok, err)
+  end)
+
   it("counts an error in process as a failure and logs its traceback", function()
     local topic = server.unique("lua:raise")
     local service = server.unique("lua_raise")
