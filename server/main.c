@@ -1,15 +1,21 @@
 /* hiventd: the Hivent server.  See docs/server.md. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,10 +86,10 @@ static const char *error_text(int err, char *buf, size_t size)
 /*
  * Takes an exclusive flock() on DIR/hiventd.lock and keeps its descriptor
  * open for the life of the process, so a second hiventd on the same data
- * directory exits instead of sharing the SQLite file: two servers would
+ * directory exits instead of sharing the SQLite file.  Two servers would
  * each keep their own in-memory queues and lose acknowledged events.  The
- * file holds the owner's PID, which only serves the error message; the
- * kernel releases the lock when the process exits, even after a crash.
+ * file contains the owner's PID for the error message.  The kernel
+ * releases the lock when the process exits, even after a crash.
  */
 static int lock_data_dir(const char *dir)
 {
@@ -129,6 +135,116 @@ static int lock_data_dir(const char *dir)
         hvd_warn("cannot write the PID into %s: %s", path, error_text(errno, why, sizeof(why)));
     /* The descriptor stays open on purpose: closing it would drop the lock. */
     return 0;
+}
+
+/*
+ * Binds a socket to the --listen address and closes it again, so that an
+ * address in use or not on this host is reported by option and value
+ * instead of by libwebsockets' own lines.  Like libwebsockets, it sets
+ * SO_REUSEADDR, so a port left in TIME_WAIT passes.  Hosts that are not
+ * numeric addresses (interface names) are left to libwebsockets.
+ */
+static int check_listen_address(const hvd_config_t *cfg)
+{
+    const char *host = cfg->listen_host;
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+    memset(&v4, 0, sizeof(v4));
+    memset(&v6, 0, sizeof(v6));
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons((uint16_t)cfg->listen_port);
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons((uint16_t)cfg->listen_port);
+    struct sockaddr *addr;
+    socklen_t addr_len;
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0 ||
+        inet_pton(AF_INET, host, &v4.sin_addr) == 1) {
+        addr = (struct sockaddr *)&v4;
+        addr_len = sizeof(v4);
+    } else if (strcmp(host, "::") == 0 || inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
+        addr = (struct sockaddr *)&v6;
+        addr_len = sizeof(v6);
+    } else {
+        return 0;
+    }
+    char why[128];
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        hvd_err("cannot create a socket for --listen %s: %s", host,
+                error_text(errno, why, sizeof(why)));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    int rc = bind(fd, addr, addr_len);
+    int err = errno;
+    close(fd);
+    if (rc < 0) {
+        int v6host = strchr(host, ':') != NULL;
+        hvd_err("cannot listen on %s%s%s:%d: %s (--listen)", v6host ? "[" : "", host,
+                v6host ? "]" : "", cfg->listen_port, error_text(err, why, sizeof(why)));
+        return -1;
+    }
+    return 0;
+}
+
+/* Passphrase callback that supplies none: an encrypted key is reported as
+ * unreadable instead of prompting on the terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return 0;
+}
+
+static FILE *open_pem(const char *option, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        char why[128];
+        hvd_err("%s %s: %s", option, path, error_text(errno, why, sizeof(why)));
+    }
+    return f;
+}
+
+/*
+ * Reads --tls-cert and --tls-key with OpenSSL and checks that the key
+ * belongs to the certificate, so that each failure names its option.
+ * libwebsockets only logs that it could not create the vhost.
+ */
+static int check_tls_files(const hvd_config_t *cfg)
+{
+    if (!cfg->tls_cert)
+        return 0;
+    FILE *f = open_pem("--tls-cert", cfg->tls_cert);
+    if (!f)
+        return -1;
+    X509 *cert = PEM_read_X509(f, NULL, no_passphrase, NULL);
+    fclose(f);
+    if (!cert) {
+        hvd_err("--tls-cert %s: no PEM certificate found", cfg->tls_cert);
+        ERR_clear_error();
+        return -1;
+    }
+    f = open_pem("--tls-key", cfg->tls_key);
+    if (!f) {
+        X509_free(cert);
+        return -1;
+    }
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+    fclose(f);
+    int rc = 0;
+    if (!key) {
+        hvd_err("--tls-key %s: no unencrypted PEM private key found", cfg->tls_key);
+        rc = -1;
+    } else if (X509_check_private_key(cert, key) != 1) {
+        hvd_err("--tls-key does not match --tls-cert: the key in %s is not the key of the "
+                "certificate in %s", cfg->tls_key, cfg->tls_cert);
+        rc = -1;
+    }
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    ERR_clear_error();
+    return rc;
 }
 
 static struct lws_protocols protocols[2];
@@ -217,7 +333,8 @@ int main(int argc, char **argv)
     mallopt(M_TOP_PAD, 8 << 20);
     mallopt(M_TRIM_THRESHOLD, 32 << 20);
 
-    if (lock_data_dir(cfg.data_dir) < 0) {
+    if (check_tls_files(&cfg) < 0 || lock_data_dir(cfg.data_dir) < 0 ||
+        check_listen_address(&cfg) < 0) {
         hvd_config_free(&cfg);
         return 1;
     }
@@ -244,8 +361,8 @@ int main(int argc, char **argv)
     install_signals();
     srv.context = create_context(&srv);
     if (!srv.context) {
-        hvd_err("cannot listen on %s:%d (see the lws messages above)", cfg.listen_host,
-                cfg.listen_port);
+        hvd_err("cannot listen on %s:%d (--listen%s); the lws messages above give the cause",
+                cfg.listen_host, cfg.listen_port, cfg.tls_cert ? ", --tls-cert, --tls-key" : "");
         hvd_committer_stop(srv.committer);
         srv.store->ops->close(srv.store);
         hvd_config_free(&cfg);

@@ -50,6 +50,57 @@ class StartupTest(unittest.TestCase):
         self.assertEqual(first.stop(), 0)
         self.start_server(data_dir=self.tmp)
 
+    def test_port_in_use_names_address(self):
+        first = self.start_server()
+        code, stderr = run_hiventd(["--data-dir", os.path.join(self.tmp, "other"),
+                                    "--listen", "127.0.0.1:%d" % first.port])
+        self.assertNotEqual(code, 0)
+        self.assertIn("cannot listen on 127.0.0.1:%d: address already in use (--listen)"
+                      % first.port, stderr)
+        self.assert_no_lws_lines(stderr)
+
+    def test_missing_tls_cert_named(self):
+        cert = os.path.join(self.tmp, "missing-cert.pem")
+        key = os.path.join(self.tmp, "missing-key.pem")
+        code, stderr = run_hiventd(["--data-dir", os.path.join(self.tmp, "db"),
+                                    "--listen", "127.0.0.1:0", "--tls-cert", cert,
+                                    "--tls-key", key])
+        self.assertNotEqual(code, 0)
+        self.assertIn("--tls-cert %s: no such file" % cert, stderr)
+        self.assert_no_lws_lines(stderr)
+
+    def make_key_pair(self, name):
+        cert = os.path.join(self.tmp, name + "-cert.pem")
+        key = os.path.join(self.tmp, name + "-key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"],
+                       check=True, capture_output=True)
+        return cert, key
+
+    def test_tls_key_mismatch_named(self):
+        if not shutil.which("openssl"):
+            self.skipTest("openssl command not found")
+        cert_a, _ = self.make_key_pair("a")
+        _, key_b = self.make_key_pair("b")
+        code, stderr = run_hiventd(["--data-dir", os.path.join(self.tmp, "db"),
+                                    "--listen", "127.0.0.1:0", "--tls-cert", cert_a,
+                                    "--tls-key", key_b])
+        self.assertNotEqual(code, 0)
+        self.assertIn("--tls-key does not match --tls-cert", stderr)
+        self.assertIn(key_b, stderr)
+        self.assert_no_lws_lines(stderr)
+
+    def test_tls_cert_without_certificate_named(self):
+        if not shutil.which("openssl"):
+            self.skipTest("openssl command not found")
+        _, key = self.make_key_pair("c")
+        code, stderr = run_hiventd(["--data-dir", os.path.join(self.tmp, "db"),
+                                    "--listen", "127.0.0.1:0", "--tls-cert", key,
+                                    "--tls-key", key])
+        self.assertNotEqual(code, 0)
+        self.assertIn("--tls-cert %s: no PEM certificate found" % key, stderr)
+        self.assert_no_lws_lines(stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
