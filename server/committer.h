@@ -45,6 +45,7 @@ typedef struct hvd_job {
     size_t body_size;
     hvd_target_t *targets;      /* owned array */
     int target_count;
+    int compact_reply;          /* EMIT: reply {"uuid": UUID} once stored */
 
     const char *service;        /* COMPLETE, DEAD_LETTER, SERVICE */
     int partition;

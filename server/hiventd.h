@@ -91,6 +91,9 @@ struct hvd_consumer {
 typedef struct hvd_channel {
     char *topic;
     hv_ref_t join_ref;
+    /* ingress:all joined with {"reply": "compact"}: an event stored as
+     * received is answered with {"uuid": UUID} instead of the whole event. */
+    int compact_reply;
 } hvd_channel_t;
 
 /* One encoded frame waiting to be written, with LWS_PRE bytes of headroom. */

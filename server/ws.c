@@ -400,7 +400,12 @@ static int read_join_params(hvd_server_t *srv, const hv_frame_t *f, int64_t *cou
                             int64_t *prefetch, int64_t *version, char *err, size_t err_size)
 {
     int rc = map_int(f, "partition_count", count);
-    if (rc <= 0 || *count < 1 || *count > srv->cfg->max_partitions) {
+    if (rc > 0 && *count > srv->cfg->max_partitions) {
+        snprintf(err, err_size, "partition_count %" PRId64 " exceeds the limit of %d partitions "
+                 "set by hiventd --max-partitions", *count, srv->cfg->max_partitions);
+        return -1;
+    }
+    if (rc <= 0 || *count < 1) {
         snprintf(err, err_size, "partition_count must be an integer from 1 to %d",
                  srv->cfg->max_partitions);
         return -1;
@@ -502,14 +507,31 @@ static void join_event_topic(hvd_conn_t *c, const hv_frame_t *f)
     }
 }
 
+/* Join reply response {"reply": "compact"}: confirms compact emit replies. */
+static const unsigned char compact_confirm[] = {0x81, 0xa5, 'r', 'e', 'p', 'l', 'y', 0xa7,
+                                                'c', 'o', 'm', 'p', 'a', 'c', 't'};
+
+/* Returns 1 when the join parameters of @f hold "reply": "compact". */
+static int wants_compact_reply(const hv_frame_t *f)
+{
+    char *reply = map_str(f, "reply");
+    int compact = reply && strcmp(reply, "compact") == 0;
+    free(reply);
+    return compact;
+}
+
 static void handle_join(hvd_conn_t *c, const hv_frame_t *f)
 {
     hvd_channel_t *ch = find_channel(c, f->topic);
     if (ch) {
-        /* A repeated join keeps the membership and takes the new join_ref. */
+        /* A repeated join keeps the membership and takes the new join_ref
+         * and reply form. */
         hv_ref_clear(&ch->join_ref);
         hv_ref_copy(&ch->join_ref, &f->ref);
-        hvd_conn_reply_ok(c, f->topic, &f->ref, &f->ref, NULL, 0);
+        ch->compact_reply = strcmp(f->topic, "ingress:all") == 0 && wants_compact_reply(f);
+        hvd_conn_reply_ok(c, f->topic, &f->ref, &f->ref,
+                          ch->compact_reply ? compact_confirm : NULL,
+                          ch->compact_reply ? sizeof compact_confirm : 0);
         return;
     }
     if (c->channel_count >= c->server->cfg->max_topics) {
@@ -524,9 +546,13 @@ static void handle_join(hvd_conn_t *c, const hv_frame_t *f)
             hvd_conn_reply_error(c, f->topic, &f->ref, &f->ref, "out of memory");
             return;
         }
-        hvd_conn_reply_ok(c, f->topic, &f->ref, &f->ref, NULL, 0);
-        hvd_info("join: conn %" PRIu64 " (%s, client_id %s) joined ingress:all", c->id,
-                 c->peer, c->client_id ? c->client_id : "-");
+        int compact = wants_compact_reply(f);
+        c->channels[c->channel_count - 1].compact_reply = compact;
+        hvd_conn_reply_ok(c, f->topic, &f->ref, &f->ref, compact ? compact_confirm : NULL,
+                          compact ? sizeof compact_confirm : 0);
+        hvd_info("join: conn %" PRIu64 " (%s, client_id %s) joined ingress:all%s", c->id,
+                 c->peer, c->client_id ? c->client_id : "-",
+                 compact ? " (compact replies)" : "");
         return;
     }
     if (strncmp(f->topic, "event:", 6) == 0) {
@@ -641,6 +667,7 @@ static void handle_emit(hvd_conn_t *c, const hv_frame_t *f, const hvd_channel_t 
         goto reject;
     }
     job->target_count = n;
+    job->compact_reply = as_received && ch->compact_reply;
     job->conn_id = c->id;
     snprintf(job->uuid, sizeof(job->uuid), "%s", ev->uuid);
     job->body = hv_buf_steal(&body, &job->body_size);
@@ -686,9 +713,21 @@ static void finish_emit(hvd_server_t *srv, hvd_job_t *job, hvd_conn_t *c)
                         "restart", job->uuid, s->name, t->partition);
             s->stats.emitted++;
         }
-        if (c)
+        if (c && job->compact_reply) {
+            /* {"uuid": UUID}: the client holds the event it sent, which is
+             * the stored one byte for byte. */
+            unsigned char resp[8 + sizeof job->uuid];
+            size_t len = strlen(job->uuid);
+            resp[0] = 0x81;
+            memcpy(resp + 1, "\xa4uuid", 5);
+            resp[6] = 0xd9;
+            resp[7] = (unsigned char)len;
+            memcpy(resp + 8, job->uuid, len);
+            hvd_conn_reply_ok(c, job->topic, &job->ref, &job->join_ref, resp, 8 + len);
+        } else if (c) {
             hvd_conn_reply_ok(c, job->topic, &job->ref, &job->join_ref, job->body,
                               job->body_size);
+        }
         for (int i = 0; i < job->target_count; i++) {
             hvd_service_t *s = job->targets[i].service_ref;
             hvd_consumer_t *owner = s->partitions[job->targets[i].partition].owner;
