@@ -40,6 +40,17 @@ HIVENT_API hivent_client_t *hivent_client_new(hivent_conf_t *conf, char *errstr,
         c->h.state = HIVENT_STATE_CONNECTED;
         return c;
     }
+    /* {"reply": "compact"} asks hiventd to answer an emit it stored as sent
+     * with {"uuid": UUID}; a server without the extension ignores it. */
+    static const unsigned char compact[] = {0x81, 0xa5, 'r', 'e', 'p', 'l', 'y', 0xa7,
+                                            'c', 'o', 'm', 'p', 'a', 'c', 't'};
+    if (hv_buf_append(&c->h.join_payload, compact, sizeof compact) != 0) {
+        set_err(errstr, errstr_size, "out of memory");
+        c->h.conf = NULL; /* stays with the caller on failure */
+        hv_handle_free(&c->h);
+        free(c);
+        return NULL;
+    }
     if (hv_conn_start(&c->h, errstr, errstr_size) != 0) {
         c->h.conf = NULL; /* stays with the caller on failure */
         hv_handle_free(&c->h);

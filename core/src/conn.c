@@ -577,6 +577,23 @@ static void on_join_reply(hv_handle_t *h, int ok, const unsigned char *resp, siz
     lws_callback_on_writable(h->wsi);
 }
 
+/* Returns 1 when @resp is the map {"uuid": @uuid} and nothing else. */
+static int is_own_uuid(const unsigned char *resp, size_t size, const char *uuid)
+{
+    const unsigned char *val;
+    size_t val_size;
+    hv_mp_reader_t r;
+    hv_mp_value_t v;
+    hv_mp_reader_init(&r, resp, size);
+    if (!uuid || hv_mp_read(&r, &v) != 0 || v.type != HV_MP_MAP || v.size != 1 ||
+        hv_mp_map_find(resp, size, "uuid", &val, &val_size) != 1)
+        return 0;
+    hv_mp_reader_init(&r, val, val_size);
+    size_t len = strlen(uuid);
+    return hv_mp_read(&r, &v) == 0 && v.type == HV_MP_STR && v.size == len &&
+           memcmp(v.str, uuid, len) == 0;
+}
+
 static void on_emit_reply(hv_handle_t *h, hv_req_t *r, int ok, const unsigned char *resp,
                           size_t size)
 {
@@ -585,10 +602,13 @@ static void on_emit_reply(hv_handle_t *h, hv_req_t *r, int ok, const unsigned ch
     if (ok) {
         char perr[256];
         const hv_buf_t *sent = &r->event->packed;
-        /* hiventd returns a new event byte for byte as sent; the event as
-         * built is then the published one.  A duplicate returns the stored
-         * event, which is parsed. */
-        if (resp && sent->data && size == sent->len && memcmp(resp, sent->data, size) == 0) {
+        /* hiventd answers a new event it stored as sent with {"uuid": UUID}
+         * (compact replies) or with the same bytes; the event as built is
+         * then the published one.  A duplicate returns the stored event,
+         * which is parsed. */
+        if (resp && (is_own_uuid(resp, size, r->event->uuid) ||
+                     (sent->data && size == sent->len &&
+                      memcmp(resp, sent->data, size) == 0))) {
             published = r->event;
             r->event = NULL;
         } else if (!resp ||
