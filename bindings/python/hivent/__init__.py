@@ -22,6 +22,7 @@ from ._event import Event
 from ._client import Client
 from ._consumer import Consumer, run
 from ._config import known_keys
+from . import _config
 from ._notices import on_fork_child
 from . import memory
 
@@ -40,26 +41,26 @@ __all__ = [
 
 _default_lock = threading.Lock()
 _default_client: Optional[Client] = None
-_default_options: Dict[str, Any] = {}
-_default_env = True
 
 
 def configure(config: Optional[Mapping[str, Any]] = None, /, *, env: bool = True,
               **options: Any) -> None:
-    """Set the options of the default client used by emit(), emit_async() and flush().
+    """Set the options of the default client and the default options of consumers.
 
-    Takes the same options as :class:`Client`.  A default client that
-    already exists is closed (flushing its emits) and replaced on next use.
-    Invalid options raise here.
+    Takes the same options as :class:`Client`.  The default client, used
+    by emit(), emit_async() and flush(), takes exactly these options.  A
+    :class:`Consumer` takes them when it starts, under the options given
+    to the consumer itself, and ``env`` unless the consumer sets its own.
+    A default client that already exists is closed (flushing its emits)
+    and replaced on next use.  Invalid options raise here.
     """
-    global _default_client, _default_options, _default_env
-    from ._config import build_conf, merge_options
+    global _default_client
 
-    merged = merge_options(config, options)
-    capi.hivent_conf_destroy(build_conf(merged, env))  # validates the options
+    merged = _config.merge_options(config, options)
+    capi.hivent_conf_destroy(_config.build_conf(merged, env))  # validates the options
     with _default_lock:
         old, _default_client = _default_client, None
-        _default_options, _default_env = merged, env
+        _config.set_defaults(merged, env)
     if old is not None:
         old.close()
 
@@ -69,7 +70,8 @@ def client() -> Client:
     global _default_client
     with _default_lock:
         if _default_client is None or _default_client.closed:
-            _default_client = Client(_default_options, env=_default_env)
+            options, env = _config.defaults()
+            _default_client = Client(options, env=env)
         return _default_client
 
 

@@ -129,7 +129,7 @@ class Consumer:
         config: Optional[Mapping[str, Any]] = ...,
         /,
         *,
-        env: bool = ...,
+        env: Optional[bool] = ...,
         on_state: Optional[StateCallback] = ...,
         on_error: Optional[ErrorCallback] = ...,
         **options: Any,

@@ -10,11 +10,38 @@ leaves the option at its default.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 from . import capi
 
 logger = logging.getLogger("hivent")
+
+# Options set by hivent.configure(): the default client uses them, and
+# consumers take them as defaults under their own options.
+_defaults_lock = threading.Lock()
+_default_options: Dict[str, Any] = {}
+_default_env = True
+
+
+def set_defaults(options: Mapping[str, Any], env: bool) -> None:
+    """Store the flat options and the env flag given to hivent.configure()."""
+    global _default_options, _default_env
+    with _defaults_lock:
+        _default_options, _default_env = dict(options), env
+
+
+def defaults() -> Tuple[Dict[str, Any], bool]:
+    """Return a copy of the options given to hivent.configure() and its env flag."""
+    with _defaults_lock:
+        return dict(_default_options), _default_env
+
+
+def overlay_options(base: Mapping[str, Any], own: Mapping[str, Any]) -> Dict[str, Any]:
+    """Return @base with the options of @own on top; a None in @own keeps the @base value."""
+    merged = dict(base)
+    merged.update((key, value) for key, value in own.items() if value is not None)
+    return merged
 
 
 def merge_options(config: Optional[Mapping[str, Any]], options: Mapping[str, Any]) -> Dict[str, Any]:

@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from . import capi
-from ._config import build_conf, merge_options
+from ._config import build_conf, defaults, merge_options, overlay_options
 from ._event import Event
 from ._notices import (
     DRAIN_MAX,
@@ -54,6 +54,12 @@ class Consumer:
     ``partition_count`` and optionally ``version`` (deliver only that event
     version), and defines ``process(self, event)``.
 
+    The options given to :func:`hivent.configure` are the defaults, read
+    when the consumer starts.  The ``config`` dict and keyword arguments
+    given here win over them, except that a None value keeps the
+    configured one.  ``env`` (read HIVENT_* variables under all of these)
+    defaults to the ``env`` given to configure(), else True.
+
     process() succeeds by returning normally.  Raising an exception (logged
     with its traceback), returning False, an exception instance or
     ("error", reason) sends the event to the dead-letter queue.  Optional
@@ -71,7 +77,7 @@ class Consumer:
         config: Optional[Mapping[str, Any]] = None,
         /,
         *,
-        env: bool = True,
+        env: Optional[bool] = None,
         on_state: Optional[Callable[[str, int, int], Any]] = None,
         on_error: Optional[Callable[[BaseException], Any]] = None,
         **options: Any,
@@ -118,12 +124,16 @@ class Consumer:
     def start(self) -> None:
         """Create the core consumer, which connects and joins in the background.
 
-        run() and poll() call this; calling it again does nothing.
+        Takes the options of hivent.configure() in effect now, under the
+        consumer's own.  run() and poll() call this; calling it again does
+        nothing.
         """
         self._check_usable()
         if self._handle is not None:
             return
-        conf = build_conf(self.options, self._env)
+        configured, configured_env = defaults()
+        env = configured_env if self._env is None else self._env
+        conf = build_conf(overlay_options(configured, self.options), env)
         try:
             self._handle = capi.hivent_consumer_new(
                 conf, self.topic, self.name, self.partition_count

@@ -84,6 +84,64 @@ def test_config_reference_option_names_accepted():
     hivent.Client(options, env=False).close()
 
 
+def test_consumer_uses_configure_options(hiventd, unique):
+    # The README's order: configure() once, then a consumer without options.
+    # hiventd runs with an API key, so the consumer connects only with the
+    # configured port and key.
+    hivent.configure(hiventd.options(client_id="py-configured"), env=False)
+    topic = f"configured:{unique}"
+    consumer = consumer_class(topic, f"svc-{unique}")()
+    run_until_connected(consumer)
+    hivent.emit(topic, {"via": "configure"})
+    consumer.run(timeout=10)
+    assert [event.payload for event in consumer.events] == [{"via": "configure"}]
+    assert consumer.events[0].producer == "py-configured"
+
+
+def test_consumer_options_win_over_configure(hiventd, unique):
+    options = hiventd.options()
+    options["server"]["api_key"] = "wrong-key"
+    hivent.configure(options, env=False)
+    # Only the key is given here; host and port still come from configure().
+    consumer = consumer_class(f"own:{unique}", f"svc-{unique}")(
+        server={"api_key": hiventd.options()["server"]["api_key"]})
+    run_until_connected(consumer)
+    consumer.close()
+
+
+def test_consumer_none_option_keeps_configured_value(hiventd, unique):
+    hivent.configure(hiventd.options(), env=False)
+    consumer = consumer_class(f"none:{unique}", f"svc-{unique}")(server={"port": None})
+    run_until_connected(consumer)
+    consumer.close()
+
+
+def test_consumer_uses_configured_memory_transport():
+    hivent.memory.clear()
+    hivent.configure(server={"host": "memory"}, env=False)
+    consumer = consumer_class("mem:configured", "mem-configured-svc")()
+    consumer.start()
+    hivent.emit("mem:configured", {"n": 1})
+    consumer.run(timeout=5)
+    assert [event.payload for event in consumer.events] == [{"n": 1}]
+
+
+def test_consumer_env_follows_configure(monkeypatch):
+    # configure(env=False) makes consumers ignore HIVENT_* variables too,
+    # unless a consumer passes env itself.
+    monkeypatch.setenv("HIVENT_CONSUMER_VERSION", "5")
+    hivent.configure(server={"host": "memory"}, env=False)
+    ignoring = consumer_class("env:configured", "env-ignoring-svc")(expected=2)
+    reading = consumer_class("env:configured", "env-reading-svc")(env=True)
+    ignoring.start()
+    reading.start()
+    hivent.emit("env:configured", {"v": 1}, version=1)
+    hivent.emit("env:configured", {"v": 5}, version=5)
+    hivent.run(ignoring, reading, timeout=2)
+    assert [event.payload for event in ignoring.events] == [{"v": 1}, {"v": 5}]
+    assert [event.payload for event in reading.events] == [{"v": 5}]
+
+
 # ---- emit ----
 
 
