@@ -72,27 +72,44 @@ local function check_handle(self)
   return self.handle
 end
 
+-- Raises a structured HIVENT_ERR_INVALID_ARG error for a bad emit argument.
+local function invalid_arg(message)
+  errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG, message, 4)
+end
+
 local function check_emit_args(name, payload, options)
   if type(name) ~= "string" or name == "" then
-    error("event name must be a non-empty string, got " .. tostring(name), 4)
+    invalid_arg("event name must be a non-empty string, got " .. tostring(name))
   end
   if payload ~= nil and type(payload) ~= "table" then
-    error("payload must be a table or nil, got " .. type(payload), 4)
+    invalid_arg("payload must be a table or nil, got " .. type(payload))
   end
   if options ~= nil and type(options) ~= "table" then
-    error("emit options must be a table or nil, got " .. type(options), 4)
+    invalid_arg("emit options must be a table or nil, got " .. type(options))
   end
   options = options or {}
   local version = options.version or 1
-  if math.type(version) ~= "integer" and math.tointeger(version) == nil then
-    error("version must be an integer, got " .. tostring(version), 4)
+  if math.tointeger(version) == nil then
+    invalid_arg("version must be an integer, got " .. tostring(version))
   end
   for _, field in ipairs({ "cid", "key" }) do
     if options[field] ~= nil and type(options[field]) ~= "string" then
-      error(field .. " must be a string or nil, got " .. type(options[field]), 4)
+      invalid_arg(field .. " must be a string or nil, got " .. type(options[field]))
     end
   end
   return options, math.tointeger(version)
+end
+
+-- Calls a core emit function.  The generated wrapper raises a string
+-- error when it cannot convert an argument (a payload value of an
+-- unsupported type, nesting deeper than 64 levels, a version out of the
+-- C int range); that error is raised again as a structured error.
+local function call_core(fn, ...)
+  local results = table.pack(pcall(fn, ...))
+  if not results[1] then
+    error(errors.wrap(results[2], errors.codes.HIVENT_ERR_INVALID_ARG), 3)
+  end
+  return table.unpack(results, 2, results.n)
 end
 
 --- Emits an event and waits for the server's reply.  Options: version
@@ -104,7 +121,7 @@ function Client:emit(name, payload, options)
   local version
   options, version = check_emit_args(name, payload, options)
   local timeout = notices.to_ms(options.timeout, -1)
-  local err, event, errstr = core.hivent_emit(handle, name, payload, version,
+  local err, event, errstr = call_core(core.hivent_emit, handle, name, payload, version,
     options.cid, options.key, timeout)
   if err ~= 0 then
     errors.raise(err, errstr, 2)
@@ -120,12 +137,13 @@ end
 function Client:emit_async(name, payload, options, callback)
   local handle = check_handle(self)
   if callback ~= nil and type(callback) ~= "function" then
-    error("callback must be a function or nil, got " .. type(callback), 2)
+    errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
+      "callback must be a function or nil, got " .. type(callback), 2)
   end
   local version
   options, version = check_emit_args(name, payload, options)
   local id = self.next_id + 1
-  local err, errstr = core.hivent_emit_async(handle, name, payload, version,
+  local err, errstr = call_core(core.hivent_emit_async, handle, name, payload, version,
     options.cid, options.key, id)
   if err ~= 0 then
     errors.raise(err, errstr, 2)

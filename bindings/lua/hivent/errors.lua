@@ -68,6 +68,44 @@ function errors.is(value, code)
   return value.code == code
 end
 
+--- Returns true when `value` is the error the stand-alone lua5.4
+-- interpreter raises on SIGINT: the string "interrupted!", with a
+-- "chunk:line: " prefix and possibly a traceback after it.
+function errors.is_interrupt(value)
+  if type(value) ~= "string" then
+    return false
+  end
+  local first_line = value:match("^[^\n]*")
+  return first_line == "interrupted!" or first_line:sub(-14) == ": interrupted!"
+end
+
+--- Message handler for xpcall: adds a traceback to every error except a
+-- SIGINT interruption, which stays unchanged so callers can re-raise it.
+function errors.traceback(value)
+  if errors.is_interrupt(value) then
+    return value
+  end
+  return debug.traceback(value, 2)
+end
+
+--- Returns `value` (anything raised) as an error object.  Hivent errors
+-- stay as they are, "not enough memory" becomes HIVENT_ERR_NO_MEMORY and
+-- other values become `code` (default HIVENT_ERR_INVALID_ARG) with their
+-- text as the message.  A SIGINT interruption is raised again, so that
+-- Ctrl-C still stops the program.
+function errors.wrap(value, code)
+  if getmetatable(value) == Error then
+    return value
+  end
+  if errors.is_interrupt(value) then
+    error(value, 0)
+  end
+  if value == "not enough memory" then
+    return errors.new(errors.codes.HIVENT_ERR_NO_MEMORY, value)
+  end
+  return errors.new(code or errors.codes.HIVENT_ERR_INVALID_ARG, tostring(value))
+end
+
 --- Calls fn(...) and returns its results, or nil and the error object when
 -- it raised a hivent error.  Other errors propagate unchanged.
 function errors.try(fn, ...)

@@ -95,10 +95,16 @@ function hivent.emit(name, payload, options)
   return hivent.client():emit(name, payload, options)
 end
 
---- Emits like hivent.emit but returns nil and the error object instead of
--- raising a hivent error.
+--- Emits like hivent.emit but returns nil and an error object instead of
+-- raising, for every failure: invalid arguments and payloads
+-- (HIVENT_ERR_INVALID_ARG), configuration and core errors.  Only a SIGINT
+-- interruption still raises.
 function hivent.try_emit(name, payload, options)
-  return errors.try(hivent.emit, name, payload, options)
+  local ok, result = pcall(hivent.emit, name, payload, options)
+  if ok then
+    return result
+  end
+  return nil, errors.wrap(result)
 end
 
 --- Queues an emit on the default client; see Client:emit_async.

@@ -84,7 +84,8 @@ function notices.to_ms(seconds, default_ms)
     return default_ms
   end
   if type(seconds) ~= "number" or seconds ~= seconds then
-    error("timeout must be a number of seconds, got " .. tostring(seconds), 3)
+    errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
+      "timeout must be a number of seconds, got " .. tostring(seconds), 3)
   end
   if seconds < 0 then
     return -1

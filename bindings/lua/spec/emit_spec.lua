@@ -51,6 +51,71 @@ describe("emit", function()
     assert.is_true(hivent.errors.is(err), tostring(err))
   end)
 
+  -- Arguments that every emit function rejects with HIVENT_ERR_INVALID_ARG.
+  local function invalid_emits()
+    local deep = {}
+    local level = deep
+    for _ = 1, 200 do
+      level.next = {}
+      level = level.next
+    end
+    local cyclic = {}
+    cyclic.self = cyclic
+    return {
+      { "empty name", "", {}, { version = 1 } },
+      { "name not a string", 7, {} },
+      { "payload nested 200 levels", "lua:x", deep },
+      { "cyclic payload", "lua:x", cyclic },
+      { "function in payload", "lua:x", { f = print } },
+      { "payload a string", "lua:x", "text" },
+      { "payload a sequence", "lua:x", { 1, 2 } },
+      { "fractional version", "lua:x", {}, { version = 1.5 } },
+      { "version beyond 64 bits", "lua:x", {}, { version = 2 ^ 63 } },
+      { "key a number", "lua:x", {}, { key = 5 } },
+      { "options a string", "lua:x", {}, "fast" },
+      { "timeout a string", "lua:x", {}, { timeout = "soon" } },
+    }
+  end
+
+  it("raises structured errors for invalid input", function()
+    for _, case in ipairs(invalid_emits()) do
+      local ok, err = pcall(client.emit, client, case[2], case[3], case[4])
+      assert.is_false(ok, case[1])
+      assert.is_true(hivent.errors.is(err, "HIVENT_ERR_INVALID_ARG"), case[1] .. ": " .. tostring(err))
+    end
+  end)
+
+  it("try_emit returns nil, err for invalid input", function()
+    hivent.configure({ client_id = "lua-try-emit-spec", server = { port = srv.port } })
+    local ok, failure = pcall(function()
+      for _, case in ipairs(invalid_emits()) do
+        local event, err = hivent.try_emit(case[2], case[3], case[4])
+        assert.is_nil(event, case[1])
+        assert.is_true(hivent.errors.is(err, "HIVENT_ERR_INVALID_ARG"), case[1] .. ": " .. tostring(err))
+        assert.is_string(err.message, case[1])
+      end
+      local event, err = hivent.try_emit("lua:try_ok", { n = 1 }, { version = 1 })
+      assert.is_nil(err)
+      assert.are.equal(1, event.payload.n)
+    end)
+    hivent.close(2)
+    hivent.configure({})
+    assert(ok, failure)
+  end)
+
+  it("names the field of a payload nested too deeply", function()
+    local deep = {}
+    local level = deep
+    for _ = 1, 200 do
+      level.next = {}
+      level = level.next
+    end
+    local ok, err = pcall(client.emit, client, "lua:deep", deep)
+    assert.is_false(ok)
+    assert.matches("nested deeper than 64", err.message, 1, true)
+    assert.matches("^payload%.next", err.message)
+  end)
+
   it("emits asynchronously and runs callbacks on flush", function()
     local results = {}
     local ids = {}
