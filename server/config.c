@@ -41,7 +41,7 @@ static const struct option_doc {
     {OPT_MAX_CONNECTIONS, "max-connections", "N", "WebSocket connections served at once; more get HTTP 503 (default 16384)"},
     {OPT_MAX_TOPICS, "max-topics", "N", "topics one connection may join (default 32)"},
     {OPT_MAX_PENDING, "max-pending", "N", "unfinished events per partition before emits to it are rejected (default 100000)"},
-    {OPT_MAX_PARTITIONS, "max-partitions", "N", "largest partition_count a consumer may set (default 1024)"},
+    {OPT_MAX_PARTITIONS, "max-partitions", "N", "largest partition_count a consumer may set, 1 to 4096 (libhivent's limit) (default 4096)"},
     {OPT_SYNC, "sync", "MODE", "SQLite synchronous mode: full (survives power loss) or normal (survives a crash of hiventd) (default full)"},
     {OPT_MAX_BATCH, "max-batch", "N", "most requests committed in one store transaction (default 8192)"},
     {OPT_HELP, "help", NULL, "print this help and exit"},
@@ -210,7 +210,7 @@ static int apply(hvd_config_t *cfg, int id, const char *value)
         cfg->max_pending = (int)v;
         return 0;
     case OPT_MAX_PARTITIONS:
-        if (parse_long(name, value, 1, 65536, &v) < 0)
+        if (parse_long(name, value, 1, HVD_MAX_PARTITIONS, &v) < 0)
             return -1;
         cfg->max_partitions = (int)v;
         return 0;
@@ -242,7 +242,7 @@ static void set_defaults(hvd_config_t *cfg)
     cfg->max_connections = 16384;
     cfg->max_topics = 32;
     cfg->max_pending = 100000;
-    cfg->max_partitions = 1024;
+    cfg->max_partitions = HVD_MAX_PARTITIONS;
     cfg->sync_full = 1;
     cfg->max_batch = 8192;
 }

@@ -4,6 +4,10 @@
 
 #include <stddef.h>
 
+/* Highest --max-partitions: libhivent's consumers accept partition counts
+ * from 1 to 4096 (HV_MAX_PARTITIONS in core/src/consumer.c). */
+#define HVD_MAX_PARTITIONS 4096
+
 typedef struct hvd_config {
     char *data_dir;
     char *listen_host;          /* "127.0.0.1", "::1", "0.0.0.0" ... */

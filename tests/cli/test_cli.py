@@ -54,7 +54,7 @@ def write_file(path, text, mode=0o600):
 class Hiventd:
     """A hiventd process on 127.0.0.1 port 0 with its own data directory."""
 
-    def __init__(self, workdir, api_key=None, admin_key=None):
+    def __init__(self, workdir, api_key=None, admin_key=None, extra_args=()):
         self.workdir = workdir
         self.ready_file = os.path.join(workdir, "ready")
         self.log_path = os.path.join(workdir, "hiventd.log")
@@ -66,6 +66,7 @@ class Hiventd:
         if admin_key:
             args += ["--admin-key-file",
                      write_file(os.path.join(workdir, "server-admin-key"), admin_key + "\n")]
+        args += list(extra_args)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self.port = self._wait_ready()
@@ -380,6 +381,29 @@ class ConsumeTest(CliTestCase):
         finally:
             consumer.proc.send_signal(signal.SIGINT)
             consumer.finish(10)
+
+    def test_partitions_range_matches_libhivent(self):
+        help_text = self.run_cli(["consume", "--help"]).stdout
+        self.assertIn("1 to 4096", help_text)
+        self.assertNotIn("65536", help_text)
+        result = self.run_cli(["consume", "x", "--name", "s", "--partitions", "4097"])
+        self.assert_exit(result, EXIT_USAGE)
+        self.assertIn("--partitions", result.stderr)
+        self.assertIn("4096", result.stderr)
+
+    def test_partitions_over_server_limit(self):
+        workdir = tempfile.mkdtemp(dir=self.workdir, prefix="max-partitions-")
+        server = Hiventd(workdir, API_KEY, None, ["--max-partitions", "8"])
+        try:
+            result = self.run_cli(["consume", "wide", "--name", "wide-svc", "--partitions",
+                                   "16", "--idle-timeout", "2000"],
+                                  env=self.env(port=server.port))
+        finally:
+            server.stop()
+        self.assert_exit(result, EXIT_REJECTED)
+        self.assertIn("partition_count 16 exceeds the limit of 8", result.stderr)
+        self.assertIn("raise hiventd's --max-partitions", result.stderr)
+        self.assertNotIn("partition count the service already has", result.stderr)
 
     def test_consume_missing_options(self):
         self.assert_exit(self.run_cli(["consume", "x", "--partitions", "1"]), EXIT_USAGE)

@@ -18,7 +18,7 @@ class LimitsTest(unittest.TestCase):
         cls.server = hvtest.Server(args=[
             "--max-frame-size", "4096", "--max-inflated-size", "8192",
             "--max-connections", "8", "--max-topics", "2", "--max-pending", "5",
-            "--heartbeat-interval", "400"]).start()
+            "--max-partitions", "8", "--heartbeat-interval", "400"]).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -112,6 +112,16 @@ class LimitsTest(unittest.TestCase):
             await c.close()
             return ctx.exception.response["reason"]
         self.assertIn("joined topic limit of 2", run(body()))
+
+    def test_partition_limit_names_both(self):
+        async def body():
+            with self.assertRaises(ReplyError) as ctx:
+                await Peer.consumer(self.server, "wide-svc", join={"partition_count": 9})
+            return ctx.exception.response["reason"]
+        reason = run(body())
+        self.assertIn("partition_count 9 exceeds", reason)
+        self.assertIn("limit of 8 partitions", reason)
+        self.assertIn("--max-partitions", reason)
 
     def test_pending_limit_per_partition(self):
         async def body():

@@ -7,6 +7,7 @@ import tempfile
 import unittest
 
 import hvtest
+from hvtest import Peer, run
 
 
 def run_hiventd(args, timeout=10):
@@ -100,6 +101,24 @@ class StartupTest(unittest.TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("--tls-cert %s: no PEM certificate found" % key, stderr)
         self.assert_no_lws_lines(stderr)
+
+    def test_max_partitions_range(self):
+        data_dir = os.path.join(self.tmp, "db")
+        for value in ("0", "4097", "65536"):
+            with self.subTest(value=value):
+                code, stderr = run_hiventd(["--data-dir", data_dir, "--max-partitions", value])
+                self.assertEqual(code, 2)
+                self.assertIn("invalid --max-partitions '%s'" % value, stderr)
+                self.assertIn("from 1 to 4096", stderr)
+
+    def test_default_allows_4096_partitions(self):
+        server = self.start_server()
+
+        async def body():
+            peer = await Peer.consumer(server, "widest", join={"partition_count": 4096})
+            await peer.close()
+        run(body())
+        self.assertEqual(server.service_health("widest")["partition_count"], 4096)
 
 
 if __name__ == "__main__":

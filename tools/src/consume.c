@@ -21,7 +21,7 @@ static const char consume_help[] =
     "\n"
     "Options:\n"
     "  -s, --name SERVICE     consuming service (group) name (required)\n"
-    "  -P, --partitions N     partition count of the service, 1 to 65536\n"
+    "  -P, --partitions N     partition count of the service, 1 to 4096\n"
     "                         (required; must match the count the service\n"
     "                         already has on the server)\n"
     "  -f, --format FORMAT    json: one JSON object per line, in the replay\n"
@@ -144,7 +144,7 @@ static int parse_args(int argc, char **argv, struct cli_options *opts,
             args->service = optarg;
             break;
         case 'P':
-            rc = cli_parse_long("--partitions", optarg, 1, 65536, &args->partitions);
+            rc = cli_parse_long("--partitions", optarg, 1, 4096, &args->partitions);
             break;
         case 'f':
             args->format = optarg;
@@ -219,7 +219,11 @@ static void fail_with(struct consume_state *st, hivent_err_t err, const char *wh
     else
         cli_error("consumer of event:%s as %s failed: %s (%s)", st->args->topic,
                   st->args->service, what, hivent_err_name(err));
-    if (err == HIVENT_ERR_JOIN_REJECTED)
+    /* hiventd's reply names its option when the count is over its limit. */
+    if (err == HIVENT_ERR_JOIN_REJECTED && what && strstr(what, "--max-partitions"))
+        hint = "use fewer --partitions, or raise hiventd's --max-partitions "
+               "(at most 4096)";
+    else if (err == HIVENT_ERR_JOIN_REJECTED)
         hint = "use the partition count the service already has, or another "
                "--name";
     if (hint[0])
