@@ -140,10 +140,14 @@ local function failure_reason(result, reason)
   return "process returned nil without a reason (return true to acknowledge)"
 end
 
--- Runs process for one event; returns true on success, or false and a reason.
+-- Runs process for one event; returns true on success, or false and a
+-- reason.  A SIGINT interruption inside process is raised again.
 function Consumer:_process(event)
-  local ok, result, reason = xpcall(self.process, debug.traceback, self, event)
+  local ok, result, reason = xpcall(self.process, errors.traceback, self, event)
   if not ok then
+    if errors.is_interrupt(result) then
+      error(result, 0)
+    end
     local message = tostring(result)
     log.error(self.label, string.format("process raised an error for %s (uuid %s, queue %s): %s",
       tostring(event.name), tostring(event.meta.uuid), tostring(event.queue), message))
@@ -155,6 +159,10 @@ function Consumer:_process(event)
   return true
 end
 
+-- Converts and processes the event of `notice`, then acknowledges or
+-- rejects it.  Returns the event table (nil when the payload cannot be
+-- converted), whether processing succeeded, and the failure reason.  The
+-- caller destroys the notice.
 function Consumer:_handle_event(notice)
   local event_ptr = core.hivent_notice_event(notice)
   local ok, event = pcall(core.event_table, event_ptr)
@@ -162,6 +170,8 @@ function Consumer:_handle_event(notice)
   if ok then
     event = Event.wrap(event)
     success, reason = self:_process(event)
+  elseif errors.is_interrupt(event) then
+    error(event, 0)
   else
     success, reason = false, "cannot convert the event payload: " .. tostring(event)
     log.error(self.label, reason)
@@ -178,30 +188,37 @@ function Consumer:_handle_event(notice)
     -- event name, uuid, queue and reason.
     self.failed = self.failed + 1
   end
-  core.hivent_notice_destroy(notice)
   if err ~= 0 then
     log.warning(self.label, string.format("cannot %s the event: %s",
       success and "acknowledge" or "reject", tostring(errors.new(err))))
   end
-
-  if event then
-    local hook = success and self.on_processed or self.on_failed
-    if hook then
-      notices.call_handler(self, success and "on_processed" or "on_failed", hook, self, event,
-        reason)
-    end
-  end
+  return event, success, reason
 end
 
 function Consumer:_dispatch(notice)
   local kind = core.hivent_notice_type(notice)
   if kind == notices.EVENT then
-    self:_handle_event(notice)
+    -- pcall so that the notice is destroyed also when a SIGINT
+    -- interruption leaves the event unacknowledged (the server redelivers
+    -- it after the consumer leaves).
+    local ok, event, success, reason = pcall(self._handle_event, self, notice)
+    core.hivent_notice_destroy(notice)
+    if not ok then
+      error(event, 0)
+    end
+    local hook = success and self.on_processed or self.on_failed
+    if event and hook then
+      notices.call_handler(self, success and "on_processed" or "on_failed", hook, self, event,
+        reason)
+    end
     return 1
   end
   local ok, info = pcall(notices.handle_common, self, notice, kind)
   core.hivent_notice_destroy(notice)
   if not ok then
+    if errors.is_interrupt(info) then
+      error(info, 0)
+    end
     log.error(self.label, "cannot handle a notice: " .. tostring(info))
   elseif info and info.state == "failed" then
     self.failed_error = info.reason
@@ -228,14 +245,53 @@ function Consumer:poll(timeout)
   return events
 end
 
---- Processes events until stop() is called, `duration` seconds passed or
--- `count` events were processed.  Options: duration, count,
--- poll_interval (seconds between checks of stop and duration, default
--- 0.2).  Returns the number of events processed, or nil and a structured
--- HIVENT_ERR_FAILED error when the consumer gave up reconnecting.
-function Consumer:run(options)
+-- Raises HIVENT_ERR_INVALID_ARG unless `options` is nil or a table whose
+-- duration, count and poll_interval are nil or non-negative numbers.
+local function check_run_options(options)
+  if options == nil then
+    return {}
+  end
+  if type(options) ~= "table" then
+    errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
+      "run options must be a table or nil, got " .. type(options), 3)
+  end
+  for _, key in ipairs({ "duration", "count", "poll_interval" }) do
+    local value = options[key]
+    if value ~= nil and (type(value) ~= "number" or value ~= value or value < 0) then
+      errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
+        string.format("run option %s must be a non-negative number, got %s", key, tostring(value)),
+        3)
+    end
+  end
+  return options
+end
+
+-- Returns the events `consumers` processed (successfully or not) so far.
+local function events_done(consumers)
+  local total = 0
+  for _, consumer in ipairs(consumers) do
+    if type(consumer) == "table" then
+      total = total + (consumer.processed or 0) + (consumer.failed or 0)
+    end
+  end
+  return total
+end
+
+-- Closes `consumers` after the lua5.4 interpreter raised its SIGINT
+-- error inside run() or run_all().
+local function close_interrupted(consumers)
+  for _, consumer in ipairs(consumers) do
+    consumer.stopping = false
+    if rawget(consumer, "handle") then
+      log.notice(consumer.label, "interrupted by SIGINT, leaving the channel")
+      consumer:close()
+    end
+  end
+end
+
+local function run_loop(self, options)
   check_handle(self)
-  options = options or {}
+  options = check_run_options(options)
   local interval = options.poll_interval or DEFAULT_POLL_INTERVAL
   local deadline = options.duration and (core.monotonic() + options.duration)
   local count = 0
@@ -257,8 +313,36 @@ function Consumer:run(options)
     end
     count = count + self:_poll_some(wait, options.count and (options.count - count))
   end
-  self.stopping = false
   return count
+end
+
+--- Processes events until stop() is called, `duration` seconds passed or
+-- `count` events were processed.  Options: duration, count,
+-- poll_interval (seconds between checks of stop and duration, default
+-- 0.2).  Returns the number of events processed.  Returns nil and an
+-- error object on any failure: HIVENT_ERR_FAILED when the consumer gave
+-- up reconnecting, HIVENT_ERR_STATE when it is closed,
+-- HIVENT_ERR_INVALID_ARG for invalid options.
+--
+-- When the lua5.4 interpreter raises its "interrupted!" error on SIGINT
+-- (Ctrl-C) during run(), run() closes the consumer, which leaves the
+-- channel so that unacknowledged events go to the service's other
+-- consumers.  It then returns the number of events processed and the
+-- string "interrupted".  A second SIGINT ends the interpreter at once.
+function Consumer:run(options)
+  local before = type(self) == "table" and events_done({ self }) or 0
+  local ok, result, err = pcall(run_loop, self, options)
+  if type(self) == "table" then
+    self.stopping = false
+  end
+  if ok then
+    return result, err
+  end
+  if errors.is_interrupt(result) then
+    close_interrupted({ self })
+    return events_done({ self }) - before, "interrupted"
+  end
+  return nil, errors.wrap(result)
 end
 
 -- Like poll(), but stops after `limit` events (nil = no limit).
@@ -313,11 +397,8 @@ function Consumer:close(timeout)
   self.handle = nil
 end
 
---- Runs several consumers in one loop until `duration` seconds passed or
--- one of them called stop().  Returns the total number of events
--- processed.
-function Consumer.run_all(consumers, options)
-  options = options or {}
+local function run_all_loop(consumers, options)
+  options = check_run_options(options)
   local interval = options.poll_interval or DEFAULT_POLL_INTERVAL
   local deadline = options.duration and (core.monotonic() + options.duration)
   local fds = {}
@@ -329,7 +410,6 @@ function Consumer.run_all(consumers, options)
   while true do
     for _, consumer in ipairs(consumers) do
       if consumer.stopping then
-        for _, other in ipairs(consumers) do other.stopping = false end
         return total
       end
     end
@@ -346,6 +426,35 @@ function Consumer.run_all(consumers, options)
       total = total + consumer:poll(0)
     end
   end
+end
+
+--- Runs several consumers in one loop until `duration` seconds passed or
+-- one of them called stop().  Options as for run().  Returns the total
+-- number of events processed, or nil and an error object on any failure.
+-- On SIGINT under the lua5.4 interpreter it closes every consumer and
+-- returns the total and the string "interrupted", as run() does.
+function Consumer.run_all(consumers, options)
+  local list = {}
+  if type(consumers) == "table" then
+    for _, consumer in ipairs(consumers) do
+      if type(consumer) == "table" then
+        list[#list + 1] = consumer
+      end
+    end
+  end
+  local before = events_done(list)
+  local ok, result, err = pcall(run_all_loop, consumers, options)
+  for _, consumer in ipairs(list) do
+    consumer.stopping = false
+  end
+  if ok then
+    return result, err
+  end
+  if errors.is_interrupt(result) then
+    close_interrupted(list)
+    return events_done(list) - before, "interrupted"
+  end
+  return nil, errors.wrap(result)
 end
 
 return Consumer

@@ -21,6 +21,8 @@ end
 
 local current_level = log.levels.info
 
+local is_interrupt = require("hivent.errors").is_interrupt
+
 --- Writes "TIME hivent LEVEL [facility] message" to io.stderr.
 function log.stderr_logger(level, facility, message)
   io.stderr:write(string.format("%s hivent %s [%s] %s\n",
@@ -63,13 +65,17 @@ function log.level()
 end
 
 --- Passes one message to the logger.  A logger that raises is reported
--- on io.stderr once per message and never breaks the caller.
+-- on io.stderr once per message and does not break the caller, except
+-- that a SIGINT interruption is raised again.
 function log.write(level, facility, message)
   if level > current_level then
     return
   end
   local ok, err = pcall(logger, level, facility, message)
   if not ok then
+    if is_interrupt(err) then
+      error(err, 0)
+    end
     io.stderr:write("hivent: the logger raised an error: " .. tostring(err) .. "\n")
     log.stderr_logger(level, facility, message)
   end

@@ -69,10 +69,14 @@ function notices.log_state(owner, info)
 end
 
 --- Calls an application callback; an error inside it is logged with its
--- traceback and never propagates into the poll loop.
+-- traceback and does not propagate into the poll loop, except a SIGINT
+-- interruption, which is raised again.
 function notices.call_handler(owner, what, fn, ...)
-  local ok, err = xpcall(fn, debug.traceback, ...)
+  local ok, err = xpcall(fn, errors.traceback, ...)
   if not ok then
+    if errors.is_interrupt(err) then
+      error(err, 0)
+    end
     log.error(owner.label, string.format("%s callback raised an error: %s", what, tostring(err)))
   end
   return ok

@@ -219,6 +219,31 @@ describe("consumer", function()
     assert.is_true(elapsed < 5)
   end)
 
+  it("run returns nil, err for invalid use", function()
+    local consumer = hivent.consumer({
+      topic = server.unique("lua:run_args"), name = server.unique("lua_run_args"),
+      partition_count = 1, process = function() return true end,
+    }, options)
+    local cases = {
+      { "options a string", "soon", "HIVENT_ERR_INVALID_ARG" },
+      { "negative duration", { duration = -1 }, "HIVENT_ERR_INVALID_ARG" },
+      { "count a string", { count = "2" }, "HIVENT_ERR_INVALID_ARG" },
+      { "poll_interval NaN", { poll_interval = 0 / 0 }, "HIVENT_ERR_INVALID_ARG" },
+    }
+    for _, case in ipairs(cases) do
+      local count, err = consumer:run(case[2])
+      assert.is_nil(count, case[1])
+      assert.is_true(hivent.errors.is(err, case[3]), case[1] .. ": " .. tostring(err))
+    end
+    local total, all_err = hivent.run_all({ consumer }, { duration = "long" })
+    assert.is_nil(total)
+    assert.is_true(hivent.errors.is(all_err, "HIVENT_ERR_INVALID_ARG"), tostring(all_err))
+    consumer:close(2)
+    local count, err = consumer:run({ duration = 0.1 })
+    assert.is_nil(count)
+    assert.is_true(hivent.errors.is(err, "HIVENT_ERR_STATE"), tostring(err))
+  end)
+
   it("runs several consumers in one loop", function()
     local topic = server.unique("lua:many")
     local counts = { 0, 0 }
