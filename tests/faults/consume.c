@@ -1,0 +1,99 @@
+/*
+ * faultc consume: one consumer instance that writes "C WALL_US CID UUID
+ * PARTITION KEY" to --out for every event before acknowledging it, so a
+ * line exists for every event this instance processed, also after
+ * kill -9.  With --sleep-ms it sleeps after writing, as a slow consumer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common.h"
+
+struct consumer_ctx {
+    int out;
+    long sleep_ms;
+    long processed;
+};
+
+static int on_event(hivent_consumer_t *consumer, const hivent_event_t *event, char *reason,
+                    size_t reason_size, void *opaque)
+{
+    (void)consumer;
+    (void)reason;
+    (void)reason_size;
+    struct consumer_ctx *ctx = opaque;
+    const char *cid = hivent_event_cid(event);
+    const char *uuid = hivent_event_uuid(event);
+    const char *key = hivent_event_key(event);
+    out_line(ctx->out, "C %lld %s %s %d %s", (long long)wall_us(), cid ? cid : "-",
+             uuid ? uuid : "-", hivent_event_partition(event), key ? key : "-");
+    ctx->processed++;
+    if (ctx->sleep_ms > 0)
+        sleep_ms((int)ctx->sleep_ms);
+    return 0;
+}
+
+static void on_state(void *handle, hivent_state_t state, int attempt, int next_ms,
+                     hivent_err_t reason, const char *reason_str, void *opaque)
+{
+    (void)handle;
+    struct consumer_ctx *ctx = opaque;
+    out_line(ctx->out, "S %lld %s %d %d %s %s", (long long)wall_us(), hivent_state_name(state),
+             attempt, next_ms, hivent_err_name(reason), reason_str ? reason_str : "");
+}
+
+static void on_error(void *handle, hivent_err_t err, const char *errstr, void *opaque)
+{
+    (void)handle;
+    struct consumer_ctx *ctx = opaque;
+    out_line(ctx->out, "E %lld %s %s", (long long)wall_us(), hivent_err_name(err),
+             errstr ? errstr : "");
+}
+
+int cmd_consume(int argc, char **argv)
+{
+    int port = (int)opt_long(argc, argv, "--port", 0);
+    const char *service = opt_str(argc, argv, "--service", NULL);
+    const char *out_path = opt_str(argc, argv, "--out", NULL);
+    const char *topic = opt_str(argc, argv, "--topic", "fault.run");
+    const char *name = opt_str(argc, argv, "--name", NULL);
+    const char *prefetch = opt_str(argc, argv, "--prefetch", "100");
+    long partitions = opt_long(argc, argv, "--partitions", 8);
+    long heartbeat = opt_long(argc, argv, "--heartbeat", 30000);
+    if (port <= 0 || !service || !out_path || partitions <= 0) {
+        fprintf(stderr, "consume: --port, --service and --out are required\n");
+        return 2;
+    }
+    install_stop_handler();
+    struct consumer_ctx ctx = {.out = open_out(out_path),
+                               .sleep_ms = opt_long(argc, argv, "--sleep-ms", 0)};
+    hivent_conf_t *conf = fault_conf(port, (int)heartbeat);
+    conf_put(conf, "consumer.ack", "true");
+    conf_put(conf, "consumer.prefetch", prefetch);
+    if (name)
+        conf_put(conf, "consumer.name", name);
+    hivent_conf_set_process_cb(conf, on_event);
+    hivent_conf_set_state_cb(conf, on_state);
+    hivent_conf_set_error_cb(conf, on_error);
+    hivent_conf_set_opaque(conf, &ctx);
+    char err[512];
+    hivent_consumer_t *cons =
+        hivent_consumer_new(conf, topic, service, (int)partitions, err, sizeof err);
+    if (!cons) {
+        fprintf(stderr, "hivent_consumer_new failed: %s\n", err);
+        hivent_conf_destroy(conf);
+        return 2;
+    }
+    int joined = 0;
+    while (!stop_requested) {
+        hivent_consumer_poll(cons, 100);
+        if (!joined && hivent_consumer_state(cons) == HIVENT_STATE_CONNECTED) {
+            joined = 1;
+            printf("connected\n");
+            fflush(stdout);
+        }
+    }
+    hivent_consumer_destroy(cons);
+    out_line(ctx.out, "X processed=%ld", ctx.processed);
+    return 0;
+}
