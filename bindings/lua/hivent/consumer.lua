@@ -195,6 +195,18 @@ function Consumer:_handle_event(notice)
   return event, success, reason
 end
 
+-- Returns the HIVENT_ERR_FAILED error that run() returns once the core
+-- gave up reconnecting.  `cause` (the last connection or join error) is
+-- kept in the field `cause`.
+local function failure_error(cause)
+  local message = cause and cause.message or "reconnect attempts used up"
+  local err = errors.new(errors.codes.HIVENT_ERR_FAILED, message)
+  if cause and cause.code ~= errors.codes.HIVENT_ERR_FAILED then
+    err.cause = cause
+  end
+  return err
+end
+
 function Consumer:_dispatch(notice)
   local kind = core.hivent_notice_type(notice)
   if kind == notices.EVENT then
@@ -221,8 +233,7 @@ function Consumer:_dispatch(notice)
     end
     log.error(self.label, "cannot handle a notice: " .. tostring(info))
   elseif info and info.state == "failed" then
-    self.failed_error = info.reason
-      or errors.new(errors.codes.HIVENT_ERR_FAILED, "reconnect attempts used up")
+    self.failed_error = failure_error(info.reason)
   end
   return 0
 end
@@ -321,8 +332,9 @@ end
 -- poll_interval (seconds between checks of stop and duration, default
 -- 0.2).  Returns the number of events processed.  Returns nil and an
 -- error object on any failure: HIVENT_ERR_FAILED when the consumer gave
--- up reconnecting, HIVENT_ERR_STATE when it is closed,
--- HIVENT_ERR_INVALID_ARG for invalid options.
+-- up reconnecting (its field `cause` is the last connection or join
+-- error, such as HIVENT_ERR_JOIN_REJECTED), HIVENT_ERR_STATE when it is
+-- closed, HIVENT_ERR_INVALID_ARG for invalid options.
 --
 -- When the lua5.4 interpreter raises its "interrupted!" error on SIGINT
 -- (Ctrl-C) during run(), run() closes the consumer, which leaves the
@@ -409,6 +421,9 @@ local function run_all_loop(consumers, options)
   local total = 0
   while true do
     for _, consumer in ipairs(consumers) do
+      if consumer.failed_error then
+        return nil, consumer.failed_error
+      end
       if consumer.stopping then
         return total
       end
@@ -430,7 +445,9 @@ end
 
 --- Runs several consumers in one loop until `duration` seconds passed or
 -- one of them called stop().  Options as for run().  Returns the total
--- number of events processed, or nil and an error object on any failure.
+-- number of events processed, or nil and an error object on any failure,
+-- such as the HIVENT_ERR_FAILED error of a consumer that gave up
+-- reconnecting.
 -- On SIGINT under the lua5.4 interpreter it closes every consumer and
 -- returns the total and the string "interrupted", as run() does.
 function Consumer.run_all(consumers, options)

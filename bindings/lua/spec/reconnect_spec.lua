@@ -2,6 +2,7 @@
 -- max_reconnect_tries.
 local hivent = require("hivent")
 hivent.set_log_level(os.getenv("HIVENT_TEST_LOG_LEVEL") or "error")
+local core = require("hivent_core")
 local server = require("spec.helpers.server")
 
 describe("reconnect", function()
@@ -76,6 +77,59 @@ describe("reconnect", function()
     assert.are.equal(2, seen[#seen])
     for i = 2, #seen - 1 do
       assert.are.equal(1, seen[i])
+    end
+  end)
+
+  it("run returns FAILED when joins are rejected", function()
+    local topic = server.unique("lua:join")
+    local service = server.unique("lua_join")
+    local options = { server = { port = srv.port }, max_reconnect_tries = 2,
+      reconnect_backoff_time = 50, reconnect_backoff_max = 100 }
+    local process = function() return true end
+    local owner = hivent.consumer({ topic = topic, name = service, partition_count = 4,
+      process = process }, options)
+    assert.is_truthy(server.wait_for(10, function()
+      owner:poll(0.05)
+      return owner:state() == "connected"
+    end))
+    local mismatched = hivent.consumer({ topic = topic, name = service, partition_count = 7,
+      process = process }, options)
+    local started = core.monotonic()
+    local count, err = mismatched:run({ duration = 20 })
+    local elapsed = core.monotonic() - started
+    assert.is_nil(count)
+    assert.are.equal("HIVENT_ERR_FAILED", err.name)
+    assert.are.equal("HIVENT_ERR_JOIN_REJECTED", err.cause.name)
+    assert.matches("partition_count 7", err.message, 1, true)
+    assert.is_true(elapsed < 15, "run took " .. elapsed .. " s")
+    assert.are.equal("failed", mismatched:state())
+    mismatched:close(0)
+    owner:close(2)
+  end)
+
+  it("run and run_all return FAILED without a server", function()
+    local options = { server = { port = srv.port }, max_reconnect_tries = 1,
+      reconnect_backoff_time = 50, connect_timeout = 1000 }
+    srv:stop()
+    local function new_consumer()
+      return hivent.consumer({ topic = "lua:gone", name = server.unique("lua_gone"),
+        partition_count = 1, process = function() return true end }, options)
+    end
+    local single = new_consumer()
+    local count, err = single:run({ duration = 20 })
+    assert.is_nil(count)
+    assert.are.equal("HIVENT_ERR_FAILED", err.name)
+    assert.is_true(hivent.errors.is(err.cause), tostring(err.cause))
+    single:close(0)
+
+    local pair = { new_consumer(), new_consumer() }
+    local started = core.monotonic()
+    local total, all_err = hivent.run_all(pair, { duration = 20 })
+    assert.is_nil(total)
+    assert.is_true(hivent.errors.is(all_err, "HIVENT_ERR_FAILED"), tostring(all_err))
+    assert.is_true(core.monotonic() - started < 15)
+    for _, consumer in ipairs(pair) do
+      consumer:close(0)
     end
   end)
 
