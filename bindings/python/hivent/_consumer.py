@@ -12,9 +12,12 @@ from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 from . import capi
 from ._config import build_conf, defaults, merge_options, overlay_options
 from ._event import Event
+from ._errors import HiventError
 from ._notices import (
     DRAIN_MAX,
+    NOTICE_ERROR,
     NOTICE_EVENT,
+    NOTICE_STATE,
     call_safely,
     error_class,
     handle_common,
@@ -95,6 +98,8 @@ class Consumer:
         self._pid = os.getpid()
         self._stop = threading.Event()
         self._poll_lock = threading.RLock()
+        self._failure: Optional[HiventError] = None
+        self._failure_error_seen = False
         self.processed = 0
         self.failed = 0
 
@@ -155,24 +160,48 @@ class Consumer:
         SIGTERM call stop() while run() is active.  With ``timeout``
         (seconds) run() returns after that time and leaves the consumer
         open, so it can run again.
+
+        Raises :class:`hivent.Failed` once the connection has failed for
+        good: the reconnect attempts (max_reconnect_tries) are used up, or
+        every join was rejected.  The message is the core's and names the
+        last error.  The consumer is closed before the exception propagates.
         """
         self.start()
         self._stop.clear()
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
         with _StopSignals([self] if handle_signals else []):
             try:
-                while not self._stop.is_set():
-                    wait_ms = WAKE_INTERVAL_MS
-                    if deadline is not None:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            return
-                        wait_ms = min(wait_ms, max(int(left * 1000), 1))
-                    self._poll_once(wait_ms)
+                timed_out = self._run_until(deadline)
             except BaseException:
                 self.close()
                 raise
-        self.close()
+        if self._failure is not None:
+            self._await_failure_error()
+            self.close()
+            raise self._failure
+        if not timed_out:
+            self.close()
+
+    def _await_failure_error(self) -> None:
+        """Dispatch the error notice that follows the failed state notice, for on_error."""
+        deadline = time.monotonic() + WAKE_INTERVAL_MS / 1000
+        while not self._failure_error_seen and self._handle is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._poll_once(max(int(left * 1000), 1))
+
+    def _run_until(self, deadline: Optional[float]) -> bool:
+        """Poll until stop() or a failure; return True when @deadline passed first."""
+        while not self._stop.is_set() and self._failure is None:
+            wait_ms = WAKE_INTERVAL_MS
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return True
+                wait_ms = min(wait_ms, max(int(left * 1000), 1))
+            self._poll_once(wait_ms)
+        return False
 
     def poll(self, timeout: float = 0) -> int:
         """Dispatch pending notices, waiting up to ``timeout`` seconds for the first.
@@ -220,6 +249,11 @@ class Consumer:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def failure(self) -> Optional[HiventError]:
+        """The Failed error once the connection has failed for good, else None."""
+        return self._failure
 
     def _check_usable(self) -> None:
         if self._inherited:
@@ -271,6 +305,7 @@ class Consumer:
             self._reject(capi.hivent_notice_event(notice), None, f"undecodable payload: {exc}")
             return
         if fields[0] != NOTICE_EVENT:
+            self._note_failure(fields)
             handle_common(fields, f"consumer {self.name}", self._on_state, self._on_error)
             return
         event = Event.from_fields(fields[4])
@@ -280,6 +315,21 @@ class Consumer:
             self._ack(event_ptr, event)
         else:
             self._reject(event_ptr, event, reason)
+
+    def _note_failure(self, fields: Tuple[Any, ...]) -> None:
+        # The core posts a failed state notice, then a HIVENT_ERR_FAILED
+        # error notice, both with a message naming the last error.  The
+        # failed state is final, so the first of them decides.
+        kind, code, message = fields[0], fields[1], fields[2]
+        failed_error = kind == NOTICE_ERROR and code == capi.HIVENT_ERR_FAILED
+        if failed_error:
+            self._failure_error_seen = True
+        failed_state = kind == NOTICE_STATE and fields[5] == capi.HIVENT_STATE_FAILED
+        if not (failed_state or failed_error) or self._failure is not None:
+            return
+        self._failure = error_class("HIVENT_ERR_FAILED")(
+            message or capi.hivent_err_str(capi.HIVENT_ERR_FAILED), capi.HIVENT_ERR_FAILED
+        )
 
     def _call_process(self, event: Event) -> Optional[str]:
         try:
@@ -353,7 +403,9 @@ def run(*consumers: Consumer, timeout: Optional[float] = None, handle_signals: b
     Waits in select() on their descriptors (GIL released, at most 200 ms at
     a time).  SIGINT and SIGTERM stop all of them when ``handle_signals``
     is set and this runs on the main thread.  With ``timeout`` (seconds) it
-    returns after that time and leaves the consumers open.
+    returns after that time and leaves the consumers open.  When one
+    consumer's connection fails for good, it closes all of them and raises
+    that consumer's :class:`hivent.Failed`, as Consumer.run() does.
     """
     if not consumers:
         raise ValueError("run() needs at least one consumer")
@@ -364,7 +416,8 @@ def run(*consumers: Consumer, timeout: Optional[float] = None, handle_signals: b
     by_fd = {consumer.fileno(): consumer for consumer in consumers}
     with _StopSignals(list(consumers) if handle_signals else []):
         try:
-            while any(not c._stop.is_set() for c in consumers):
+            failed = _first_failed(consumers)
+            while failed is None and any(not c._stop.is_set() for c in consumers):
                 wait = WAKE_INTERVAL_MS / 1000
                 if deadline is not None:
                     left = deadline - time.monotonic()
@@ -375,9 +428,21 @@ def run(*consumers: Consumer, timeout: Optional[float] = None, handle_signals: b
                 readable, _, _ = select.select(active, [], [], wait)
                 for fd in readable:
                     by_fd[fd]._poll_once(0)
+                failed = _first_failed(consumers)
         except BaseException:
             for consumer in consumers:
                 consumer.close()
             raise
+    if failed is not None:
+        failed._await_failure_error()
     for consumer in consumers:
         consumer.close()
+    if failed is not None:
+        raise failed._failure  # type: ignore[misc]
+
+
+def _first_failed(consumers: Tuple[Consumer, ...]) -> Optional[Consumer]:
+    for consumer in consumers:
+        if consumer._failure is not None:
+            return consumer
+    return None

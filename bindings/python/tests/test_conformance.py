@@ -540,6 +540,64 @@ def test_emit_async_buffered_while_hiventd_down(own_hiventd, unique):
         assert [f.result().payload["i"] for f in futures] == list(range(5))
 
 
+# ---- failed state ----
+
+
+def test_run_raises_failed_after_reconnects(own_hiventd, unique):
+    options = own_hiventd.options(max_reconnect_tries=1, reconnect_backoff_time=50)
+    own_hiventd.stop()
+    consumer = consumer_class(f"down:{unique}", f"svc-{unique}")(options, env=False)
+    started = time.monotonic()
+    # The timeout bounds the test; the failure must end run() long before.
+    with pytest.raises(hivent.Failed) as info:
+        consumer.run(timeout=20)
+    assert time.monotonic() - started < 10
+    assert info.value.code == hivent.capi.HIVENT_ERR_FAILED
+    assert info.value.symbol == "HIVENT_ERR_FAILED"
+    assert "last error" in str(info.value)
+    assert "refused" in str(info.value)
+    assert consumer.failure is info.value
+    assert consumer.closed
+
+
+def test_run_raises_failed_when_join_rejected(hiventd, unique):
+    service = f"svc-{unique}"
+    # The first join creates the service with 4 partitions.
+    first = consumer_class(f"join:{unique}", service, partitions=4)(hiventd.options(), env=False)
+    run_until_connected(first)
+    first.close()
+    options = hiventd.options(max_reconnect_tries=2, reconnect_backoff_time=50)
+    rejected = consumer_class(f"join:{unique}", service, partitions=7)(options, env=False)
+    with pytest.raises(hivent.Failed) as info:
+        rejected.run(timeout=20)
+    assert "partition_count 7 does not match partition_count 4" in str(info.value)
+    assert rejected.closed
+
+
+def test_module_run_raises_failed(own_hiventd, unique):
+    healthy = consumer_class("mem:healthy", "mem-healthy-svc")(server={"host": "memory"},
+                                                                env=False)
+    options = own_hiventd.options(max_reconnect_tries=1, reconnect_backoff_time=50)
+    own_hiventd.stop()
+    failing = consumer_class(f"down:{unique}", f"svc-{unique}")(options, env=False)
+    with pytest.raises(hivent.Failed, match="last error"):
+        hivent.run(healthy, failing, timeout=20)
+    assert healthy.closed
+    assert failing.closed
+    assert healthy.failure is None
+
+
+def test_failed_error_reaches_on_error_before_run_raises(own_hiventd, unique):
+    errors = []
+    options = own_hiventd.options(max_reconnect_tries=0)
+    own_hiventd.stop()
+    consumer = consumer_class(f"down:{unique}", f"svc-{unique}")(
+        options, env=False, on_error=errors.append)
+    with pytest.raises(hivent.Failed):
+        consumer.run(timeout=20)
+    assert [error.symbol for error in errors] == ["HIVENT_ERR_FAILED"]
+
+
 # ---- memory transport ----
 
 
