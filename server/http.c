@@ -17,12 +17,19 @@
 #define DLQ_DEFAULT_LIMIT 100
 #define DLQ_MAX_LIMIT 10000
 
+typedef enum http_method {
+    METHOD_GET,
+    METHOD_POST,
+    METHOD_OTHER,               /* PUT, DELETE, PATCH, OPTIONS, HEAD ... */
+} http_method_t;
+
 typedef struct http_req {
     char path[128];
-    int post;
+    http_method_t method;
     int ready;
     unsigned status;
     const char *content_type;
+    const char *allow;          /* value of an Allow header, sent with 405 */
     hv_buf_t body;              /* LWS_PRE bytes of headroom, then the body */
     /* Query and header values read while the headers are at hand. */
     char service[256];
@@ -121,6 +128,20 @@ static void respond_error(http_req_t *req, unsigned status, const char *message)
     json_string(req, message);
     out_puts(req, "}\n");
     respond(req, status, "application/json");
+}
+
+/* Answers 405 unless the request uses @allowed, the one method of its route;
+ * returns 1 when it answered. */
+static int reject_method(http_req_t *req, http_method_t allowed)
+{
+    if (req->method == allowed)
+        return 0;
+    const char *name = allowed == METHOD_GET ? "GET" : "POST";
+    char message[sizeof(req->path) + 64];
+    snprintf(message, sizeof(message), "method not allowed; %s accepts only %s", req->path, name);
+    respond_error(req, 405, message);
+    req->allow = name;
+    return 1;
 }
 
 /* ---- /health ---- */
@@ -364,10 +385,8 @@ static void admin(hvd_server_t *srv, http_req_t *req)
         respond_error(req, 404, "unknown admin path");
         return;
     }
-    if (is_list == req->post) {
-        respond_error(req, 405, is_list ? "use GET" : "use POST");
+    if (reject_method(req, is_list ? METHOD_GET : METHOD_POST))
         return;
-    }
     if (!req->has_service) {
         respond_error(req, 400, "missing service parameter");
         return;
@@ -436,10 +455,8 @@ static void route(hvd_server_t *srv, http_req_t *req)
         respond_error(req, 404, "not found");
         return;
     }
-    if (req->post) {
-        respond_error(req, 405, "use GET");
+    if (reject_method(req, METHOD_GET))
         return;
-    }
     if (strcmp(req->path, "/health") == 0)
         health(srv, req);
     else
@@ -458,6 +475,15 @@ static int check_admin_key(struct lws *wsi, const hvd_server_t *srv)
     return hvd_secret_equal(auth + 7, srv->cfg->admin_key);
 }
 
+static int body_follows(struct lws *wsi, http_method_t method)
+{
+    char length[32];
+    if (method == METHOD_GET ||
+        lws_hdr_copy(wsi, length, sizeof(length), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return 0;
+    return method == METHOD_POST || strtoll(length, NULL, 10) > 0;
+}
+
 static int begin_request(struct lws *wsi, void **state, const char *path)
 {
     hvd_server_t *srv = lws_context_user(lws_get_context(wsi));
@@ -470,16 +496,23 @@ static int begin_request(struct lws *wsi, void **state, const char *path)
     *state = req;
     req->body.len = LWS_PRE;
     snprintf(req->path, sizeof(req->path), "%s", path ? path : "");
-    req->post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
+        req->method = METHOD_GET;
+    else if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0)
+        req->method = METHOD_POST;
+    else
+        req->method = METHOD_OTHER;
     req->has_service = hvd_query_param(wsi, "service", req->service, sizeof(req->service)) > 0;
     req->has_partition =
         hvd_query_param(wsi, "partition", req->partition, sizeof(req->partition)) >= 0;
     req->has_limit = hvd_query_param(wsi, "limit", req->limit, sizeof(req->limit)) >= 0;
     req->authorized = check_admin_key(wsi, srv);
 
-    /* With a Content-Length (even 0) lws reports the end of the body with
-     * LWS_CALLBACK_HTTP_BODY_COMPLETION, and the response is built then. */
-    if (req->post && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+    /* With a Content-Length (even 0 on a POST) lws reports the end of the
+     * body with LWS_CALLBACK_HTTP_BODY_COMPLETION, and the response is built
+     * then.  libwebsockets 4.1.6 sends no completion for a PUT or PATCH
+     * with Content-Length 0, so those are answered at once. */
+    if (body_follows(wsi, req->method))
         return 0;
     route(srv, req);
     lws_callback_on_writable(wsi);
@@ -495,6 +528,9 @@ static int write_response(struct lws *wsi, void **state)
     unsigned char *start = headers + LWS_PRE, *p = start, *end = headers + sizeof(headers) - 1;
     size_t size = req->body.len - LWS_PRE;
     if (lws_add_http_common_headers(wsi, req->status, req->content_type, size, &p, end) ||
+        (req->allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
+                                                   (const unsigned char *)req->allow,
+                                                   (int)strlen(req->allow), &p, end)) ||
         lws_finalize_write_http_header(wsi, start, &p, end)) {
         req_free(state);
         return -1;

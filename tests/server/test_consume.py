@@ -1,6 +1,7 @@
 """Consumer tests of hiventd: ack, prefetch, quarantine, redelivery, dead-letter admin."""
 
 import asyncio
+import http.client
 import json
 import unittest
 
@@ -100,6 +101,66 @@ class ConsumeTest(unittest.TestCase):
         status, _ = self.server.http("GET", "/admin/dlq", token="admin-key-1",
                                      service="billing", partition=9)
         self.assertEqual(status, 400)
+
+    def quarantine_in_order(self, service, keys):
+        """Emits one event per key and quarantines them in the order of @keys.
+
+        Each quarantine waits for its reply, which hiventd sends after the
+        dead letter is committed, so dead-letter ids follow @keys.  Returns
+        the queue of each dead letter, in that order.
+        """
+        async def body():
+            c = await Peer.consumer(self.server, service, topic="dlq:order",
+                                    join={"ack": True, "partition_count": 2})
+            p = await Peer.producer(self.server)
+            for i, key in enumerate(keys):
+                await p.emit("dlq:order", {"i": i}, key=key)
+            got = await c.receive_events(len(keys))
+            by_index = {f["payload"]["event"]["payload"]["i"]: f for f in got}
+            queues = []
+            for i in range(len(keys)):
+                frame = by_index[i]
+                await c.request(frame["topic"], "event:quarantine",
+                                {"event": frame["payload"]["event"],
+                                 "queue": frame["payload"]["queue"], "reason": "r%d" % i})
+                queues.append(frame["payload"]["queue"])
+            await p.close()
+            await c.close()
+            return queues
+        return run(body())
+
+    def raw_request(self, method, path):
+        """Returns (status, Allow header, body) of one request with the admin key."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        try:
+            conn.request(method, path, headers={"Authorization": "Bearer admin-key-1"})
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("Allow"), resp.read().decode()
+        finally:
+            conn.close()
+
+    def test_wrong_method_gets_405(self):
+        queues = self.quarantine_in_order("methods", ["a", "b"])
+        self.assertEqual(len(queues), 2)
+        routes = [("/admin/dlq?service=methods", "GET"),
+                  ("/admin/dlq/replay?service=methods", "POST"),
+                  ("/admin/dlq/purge?service=methods", "POST"),
+                  ("/health", "GET"),
+                  ("/metrics", "GET")]
+        for path, allowed in routes:
+            for method in ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+                if method == allowed:
+                    continue
+                with self.subTest(path=path, method=method):
+                    status, allow, body = self.raw_request(method, path)
+                    self.assertEqual(status, 405, body)
+                    self.assertEqual(allow, allowed)
+                    self.assertIn("accepts only " + allowed, json.loads(body)["error"])
+        status, text = self.server.http("GET", "/admin/dlq", token="admin-key-1",
+                                        service="methods")
+        self.assertEqual(status, 200, text)
+        self.assertEqual(len(json.loads(text)["events"]), 2)
+        self.assertEqual(self.server.service_health("methods")["pending"], 0)
 
     def test_prefetch_limits_unacked(self):
         async def body():
