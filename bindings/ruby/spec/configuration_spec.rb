@@ -102,6 +102,62 @@ RSpec.describe "configuration" do
     end
   end
 
+  it "creates a client from a Hash of options" do
+    log = StringIO.new
+    client = Hivent::Client.new(client_id: "ruby-hash-client", server: { host: "127.0.0.1", port: SharedServer.port },
+                                max_reconnect_tries: 3, logger: test_logger(log), request_timeout: 4000)
+    begin
+      expect(client.config).to be_a(Hivent::Configuration)
+      expect(client.config.max_reconnect_tries).to eq(3)
+      expect(client.config.options).to eq("request_timeout" => 4000)
+      event = client.emit("config:hash", { "a" => 1 }, version: 1, timeout: 10)
+      expect(event.producer).to eq("ruby-hash-client")
+    ensure
+      client.close
+    end
+  end
+
+  it "accepts String keys and leaves Hivent.config alone" do
+    Hivent.configure { |c| c.client_id = "global" }
+    client = Hivent::Client.new("client_id" => "string-keys", "server" => { "host" => "memory" })
+    begin
+      expect(client.config.client_id).to eq("string-keys")
+      expect(client.config.server).to eq(host: "memory")
+      expect(client.emit("config:string_keys", {}, version: 1).producer).to eq("string-keys")
+      expect(Hivent.config.client_id).to eq("global")
+      expect(Hivent.config.server).to eq({})
+    ensure
+      client.close
+    end
+  end
+
+  it "rejects an invalid Hash of options" do
+    expect { Hivent::Client.new(no_such_key: 1) }.to raise_error(Hivent::UnknownKeyError, /no_such_key/)
+    expect { Hivent::Client.new(server: { hots: "x" }) }.to raise_error(ArgumentError, /hots/)
+    expect { Hivent::Client.new(server: { port: 0 }) }.to raise_error(Hivent::InvalidValueError, /server\.port/)
+  end
+
+  it "rejects a client config of another type" do
+    { 42 => "Integer", "memory" => "String", nil => "NilClass", [] => "Array" }.each do |value, type|
+      expect { Hivent::Client.new(value) }.to raise_error(ArgumentError, /#{type}/)
+    end
+  end
+
+  it "creates a consumer from a Hash of options" do
+    consumer = RecordingConsumer.new(config: { server: { host: "127.0.0.1", port: SharedServer.port },
+                                              logger: test_logger(StringIO.new) },
+                                     topic: unique("config:hash"), name: unique("hash-svc"), partition_count: 1)
+    begin
+      expect(consumer.config).to be_a(Hivent::Configuration)
+      wait_joined(consumer)
+      expect(consumer.state).to eq(:connected)
+    ensure
+      consumer.close
+    end
+    expect { RecordingConsumer.new(config: 5, topic: "t", name: "s", partition_count: 1) }
+      .to raise_error(ArgumentError, /Integer/)
+  end
+
   it "rejects consumers without topic, name or a valid partition count" do
     anonymous = Class.new(Hivent::Consumer)
     expect { anonymous.new }.to raise_error(ArgumentError, /topic is not set/)

@@ -22,10 +22,13 @@ module Hivent
     attr_reader :config, :last_error
 
     # Creates the client and starts connecting in the background; a server
-    # that is down is not an error here.  +config+ defaults to
-    # Hivent.config.  Raises Hivent::ConfigurationError for invalid settings.
+    # that is down is not an error here.  +config+ is a
+    # Hivent::Configuration (default Hivent.config) or a Hash of options
+    # applied over Hivent.config (see Configuration.from).  Raises
+    # Hivent::ConfigurationError for invalid settings and ArgumentError
+    # for a +config+ of another type.
     def initialize(config = Hivent.config)
-      @config = config
+      @config = Configuration.from(config, base: config.is_a?(Hash) ? Hivent.config : nil)
       @lock = Mutex.new
       @changed = ConditionVariable.new
       @pending = {}

@@ -10,6 +10,30 @@ module Hivent
   # first, and values set here override them.
   class Configuration
     SERVER_KEYS = %i[host port secure api_key].freeze
+    # Hash keys that .from sets through the attribute writers; other keys
+    # are libhivent keys for #set.
+    ATTRIBUTE_KEYS = %w[client_id max_reconnect_tries reconnect_backoff_time
+                        life_cycle_event_handler use_env logger server].freeze
+
+    # Returns +value+ as a Configuration: a Configuration as it is, or a
+    # Hash of options applied to a copy of +base+ (a fresh configuration
+    # when nil).  Hash keys, as Symbols or Strings, are the settings of the
+    # configure block: client_id, server (a Hash with host, port, secure and
+    # api_key), max_reconnect_tries, reconnect_backoff_time,
+    # life_cycle_event_handler, use_env and logger.  Any other key is a
+    # libhivent key given to #set, such as request_timeout.  Raises
+    # ArgumentError naming the class of any other +value+.
+    def self.from(value, base: nil)
+      case value
+      when Configuration
+        value
+      when Hash
+        (base ? base.dup : new).apply(value)
+      else
+        raise ArgumentError,
+              "expected a Hivent::Configuration or a Hash of options, got #{value.class}"
+      end
+    end
 
     # Ruby Logger levels mapped to libhivent log_level names.
     LOG_LEVELS = {
@@ -68,6 +92,19 @@ module Hivent
 
         @server[name] = value
       end
+    end
+
+    # Applies a Hash of options with the keys that .from accepts; returns self.
+    def apply(options)
+      options.each do |key, value|
+        name = key.to_s
+        if ATTRIBUTE_KEYS.include?(name)
+          public_send("#{name}=", value)
+        else
+          set(name, value)
+        end
+      end
+      self
     end
 
     # Sets libhivent option +key+ (a String such as "request_timeout") to

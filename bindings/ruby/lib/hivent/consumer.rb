@@ -117,10 +117,12 @@ module Hivent
     # Events acknowledged and events sent to the dead-letter queue.
     attr_reader :processed_count, :failed_count
 
-    # Keywords override the class declarations.  Raises ArgumentError when
-    # topic, name or partition_count is missing or invalid.
+    # Keywords override the class declarations.  +config+ is a
+    # Hivent::Configuration or a Hash of options applied over Hivent.config,
+    # as for Client.new.  Raises ArgumentError when topic, name or
+    # partition_count is missing or invalid, or +config+ has another type.
     def initialize(config: Hivent.config, topic: nil, name: nil, partition_count: nil, version: nil)
-      @config = config
+      @config = Configuration.from(config, base: config.is_a?(Hash) ? Hivent.config : nil)
       @topic = (topic || self.class.topic).to_s
       @service = (name || self.class.service_name).to_s
       @partition_count = partition_count || self.class.partition_count
