@@ -391,9 +391,12 @@ static void admin(hvd_server_t *srv, http_req_t *req)
         respond_error(req, 400, "missing service parameter");
         return;
     }
+    char message[sizeof(req->service) + sizeof(req->partition) + 128];
     hvd_service_t *svc = hvd_service_find(srv, req->service);
     if (!svc) {
-        respond_error(req, 404, "unknown service");
+        snprintf(message, sizeof(message), "unknown service %s: no consumer of it ever joined",
+                 req->service);
+        respond_error(req, 404, message);
         return;
     }
     int partition = -1;
@@ -401,7 +404,10 @@ static void admin(hvd_server_t *srv, http_req_t *req)
         char *end;
         long p = strtol(req->partition, &end, 10);
         if (end == req->partition || *end || p < 0 || p >= svc->partition_count) {
-            respond_error(req, 400, "partition must be an integer from 0 to partition_count - 1");
+            snprintf(message, sizeof(message), "invalid partition '%s': service %s has "
+                     "partition_count %d, so partition must be an integer from 0 to %d",
+                     req->partition, svc->name, svc->partition_count, svc->partition_count - 1);
+            respond_error(req, 400, message);
             return;
         }
         partition = (int)p;

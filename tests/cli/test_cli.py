@@ -526,6 +526,19 @@ class ReplayTest(CliTestCase):
         self.assertIn("nothing was sent", result.stderr)
         self.assert_nothing_delivered(consumer)
 
+    def test_invalid_version_names_value(self):
+        cases = [("-3", "found -3"), ("0", "found 0"), ("1.5", "found 1.5"),
+                 ('"2"', "found a string")]
+        for version, expected in cases:
+            with self.subTest(version=version):
+                path = self.temp_path("version.jsonl")
+                write_file(path, '{"name": "sample.v", "payload": {}, "meta": {"version": %s}}\n'
+                           % version)
+                result = self.run_cli(["replay", "--dry-run", path])
+                self.assert_exit(result, EXIT_USAGE)
+                self.assertIn("meta.version must be a positive integer, " + expected,
+                              result.stderr)
+
     def test_unclosed_array(self):
         path = self.temp_path("unclosed.json")
         write_file(path, '[{"name": "a", "payload": {}, "meta": {"version": 1}},\n')

@@ -162,6 +162,23 @@ class ConsumeTest(unittest.TestCase):
         self.assertEqual(len(json.loads(text)["events"]), 2)
         self.assertEqual(self.server.service_health("methods")["pending"], 0)
 
+    def test_admin_errors_name_values(self):
+        self.quarantine_in_order("named", ["a"])
+        status, text = self.server.http("GET", "/admin/dlq", token="admin-key-1",
+                                        service="nope")
+        self.assertEqual(status, 404, text)
+        self.assertIn("unknown service nope", json.loads(text)["error"])
+        for partition in ("2", "-1", "x"):
+            with self.subTest(partition=partition):
+                status, text = self.server.http("POST", "/admin/dlq/purge",
+                                                token="admin-key-1", service="named",
+                                                partition=partition)
+                self.assertEqual(status, 400, text)
+                error = json.loads(text)["error"]
+                self.assertIn("invalid partition '%s'" % partition, error)
+                self.assertIn("service named has partition_count 2", error)
+                self.assertIn("from 0 to 1", error)
+
     def test_prefetch_limits_unacked(self):
         async def body():
             c = await Peer.consumer(self.server, "slow", topic="job:run",

@@ -209,11 +209,20 @@ static int convert_record(json_t *root, struct cli_record *rec, char *err, size_
                    "positive integer version");
         return -1;
     }
-    if (!json_is_integer(version) || json_integer_value(version) <= 0) {
-        format_err(err, err_size,
-                   "meta.version must be a positive integer, "
-                   "found %s",
+    if (json_is_real(version)) {
+        format_err(err, err_size, "meta.version must be a positive integer, found %.17g",
+                   json_real_value(version));
+        return -1;
+    }
+    if (!json_is_integer(version)) {
+        format_err(err, err_size, "meta.version must be a positive integer, found %s",
                    json_type_name(version));
+        return -1;
+    }
+    if (json_integer_value(version) <= 0) {
+        format_err(err, err_size,
+                   "meta.version must be a positive integer, found %" JSON_INTEGER_FORMAT,
+                   json_integer_value(version));
         return -1;
     }
     rec->version = json_integer_value(version);
