@@ -302,7 +302,7 @@ static int store_dlq_list(hvd_store_t *base, const char *service, int partition,
         ? "SELECT id, partition, uuid, body, reason FROM dead_letters "
           "WHERE service = ?1 AND partition = ?2 ORDER BY id LIMIT ?3"
         : "SELECT id, partition, uuid, body, reason FROM dead_letters "
-          "WHERE service = ?1 ORDER BY partition, id LIMIT ?3";
+          "WHERE service = ?1 ORDER BY id LIMIT ?3";
     sqlite3_stmt *st = prepare_admin(s, sql, service, partition);
     if (!st)
         return -1;

@@ -162,6 +162,18 @@ class ConsumeTest(unittest.TestCase):
         self.assertEqual(len(json.loads(text)["events"]), 2)
         self.assertEqual(self.server.service_health("methods")["pending"], 0)
 
+    def test_dlq_list_oldest_first(self):
+        # crc32(key) mod 2: "a" and "b" go to partition 1, "d" and "e" to partition 0.
+        queues = self.quarantine_in_order("ordered", ["a", "d", "b", "e"])
+        self.assertEqual(queues, ["ordered:1", "ordered:0", "ordered:1", "ordered:0"])
+        status, text = self.server.http("GET", "/admin/dlq", token="admin-key-1",
+                                        service="ordered")
+        self.assertEqual(status, 200, text)
+        events = json.loads(text)["events"]
+        self.assertEqual([e["reason"] for e in events], ["r0", "r1", "r2", "r3"])
+        ids = [e["id"] for e in events]
+        self.assertEqual(ids, sorted(ids))
+
     def test_admin_errors_name_values(self):
         self.quarantine_in_order("named", ["a"])
         status, text = self.server.http("GET", "/admin/dlq", token="admin-key-1",
