@@ -2,11 +2,11 @@
 
 require "fileutils"
 
-# Copies what the gem needs from the rest of the repository into
-# ext/hivent before gem build packs it: the SWIG wrapper generated from
-# hivent.i, the public header, and the core sources for installs that find
-# no built or installed libhivent.  The copies are build products and are
-# ignored by git.
+# Copies what the gem needs from the rest of the repository before gem
+# build packs it: into ext/hivent the SWIG wrapper generated from hivent.i,
+# the public header, and the core sources for installs that find no built
+# or installed libhivent, and the repository's LICENSE into the gem's
+# root.  The copies are build products and are ignored by git.
 module HiventGemStage
   module_function
 
@@ -17,6 +17,7 @@ module HiventGemStage
   def run(ruby_dir)
     repo = File.expand_path("../..", ruby_dir)
     ext = File.join(ruby_dir, "ext/hivent")
+    FileUtils.cp(File.join(repo, "LICENSE"), ruby_dir)
     copy_header(repo, ext)
     copy_core(repo, ext)
     generate_wrapper(ruby_dir, ext)

@@ -4,8 +4,9 @@ require_relative "lib/hivent/version"
 require_relative "gem_stage"
 
 # Inside the repository, gem build first stages the SWIG wrapper, the
-# public header and the core sources into ext/hivent (see gem_stage.rb), so
-# installing the gem needs neither SWIG nor the repository.
+# public header and the core sources into ext/hivent, and the repository's
+# LICENSE next to this file (see gem_stage.rb), so installing the gem needs
+# neither SWIG nor the repository.
 HiventGemStage.run(__dir__) if HiventGemStage.repository?(__dir__)
 
 Gem::Specification.new do |spec|
@@ -19,10 +20,11 @@ Gem::Specification.new do |spec|
     minitest helpers for application tests.
   TEXT
   spec.authors = ["Hivent-C contributors"]
+  spec.license = "MIT"
   spec.required_ruby_version = ">= 3.0"
 
   spec.files = Dir.chdir(__dir__) do
-    Dir["lib/**/*.rb", "exe/*", "hivent.i", "README.md",
+    Dir["lib/**/*.rb", "exe/*", "hivent.i", "README.md", "LICENSE",
         "ext/hivent/*.{c,h,rb}", "ext/hivent/include/hivent/*.h",
         "ext/hivent/core/*.{c,h}"]
   end
