@@ -149,7 +149,7 @@ def unpack_frame(data):
         raise AssertionError("vsn 1.0.0 peer received a text frame: %r" % data[:200])
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
-    return msgpack.unpackb(data, raw=False)
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
 class ReplyError(Exception):

@@ -174,6 +174,32 @@ class ConsumeTest(unittest.TestCase):
         ids = [e["id"] for e in events]
         self.assertEqual(ids, sorted(ids))
 
+    def test_dlq_json_of_values_json_lacks(self):
+        payload = {"bin": b"\x00\xff", "nan": float("nan"), "inf": float("inf"),
+                   "big": 2**64 - 1, "max": 2**63 - 1, 7: "int key"}
+
+        async def body():
+            c = await Peer.consumer(self.server, "lossy", topic="lossy:event",
+                                    join={"ack": True, "partition_count": 1})
+            p = await Peer.producer(self.server)
+            await p.emit("lossy:event", payload)
+            got = (await c.receive_events(1))[0]
+            await c.request(got["topic"], "event:quarantine",
+                            {"event": got["payload"]["event"], "queue": got["payload"]["queue"]})
+            await p.close()
+            await c.close()
+        run(body())
+        status, text = self.server.http("GET", "/admin/dlq", token="admin-key-1",
+                                        service="lossy")
+        self.assertEqual(status, 200, text)
+        converted = json.loads(text)["events"][0]["event"]["payload"]
+        self.assertEqual(converted["bin"], "AP8=")
+        self.assertIsNone(converted["nan"])
+        self.assertIsNone(converted["inf"])
+        self.assertIsInstance(converted["big"], float)
+        self.assertEqual(converted["max"], 2**63 - 1)
+        self.assertEqual(converted["7"], "int key")
+
     def test_admin_errors_name_values(self):
         self.quarantine_in_order("named", ["a"])
         status, text = self.server.http("GET", "/admin/dlq", token="admin-key-1",
