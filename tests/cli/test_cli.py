@@ -285,6 +285,15 @@ class EmitTest(CliTestCase):
         self.assertEqual(len(event["meta"]["uuid"]), 36)
         self.assertTrue(event["meta"]["created_at"].endswith("Z"))
 
+    def test_emit_assigns_uuid_version_7(self):
+        first = self.emit("user.created", {"id": 9})["meta"]["uuid"]
+        second = self.emit("user.created", {"id": 10})["meta"]["uuid"]
+        for value in (first, second):
+            self.assertRegex(value, r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                                    r"[0-9a-f]{12}$")
+        # The first 48 bits are a millisecond timestamp, so ids sort by time.
+        self.assertLessEqual(first[:13], second[:13])
+
     def test_emit_assigns_cid(self):
         event = self.emit("user.created", {"id": 8})
         self.assertTrue(event["meta"]["cid"])

@@ -113,6 +113,22 @@ class ProtocolTest(unittest.TestCase):
         depth = self.server.service_health("dedupe-svc")["pending"]
         self.assertEqual(depth, 0)
 
+    def test_uuid_of_any_form_accepted(self):
+        async def body():
+            p = await Peer.producer(self.server)
+            results = [await p.emit("uuid:any", {}, uuid="not-a-uuid"),
+                       await p.emit("uuid:any", {}, uuid="u" * 63),
+                       await p.emit("uuid:any", {})]
+            with self.assertRaises(ReplyError) as ctx:
+                await p.emit("uuid:any", {}, uuid="u" * 64)
+            await p.close()
+            return results, ctx.exception.response["reason"]
+        (named, longest, missing), reason = run(body())
+        self.assertEqual(named["meta"]["uuid"], "not-a-uuid")
+        self.assertEqual(longest["meta"]["uuid"], "u" * 63)
+        self.assertEqual(uuid.UUID(missing["meta"]["uuid"]).version, 4)
+        self.assertIn("longer than 63 bytes", reason)
+
     def test_bad_api_key_gets_403(self):
         async def body(params):
             url = self.server.url("/producer/websocket", vsn="1.0.0", **params)
