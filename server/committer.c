@@ -44,7 +44,8 @@ void hvd_job_free(hvd_job_t *job)
     free(job->topic);
     hv_ref_clear(&job->ref);
     hv_ref_clear(&job->join_ref);
-    free(job->body);
+    if (!job->body_shared)
+        free(job->body);
     free(job->targets);
     free(job->reason);
     hv_buf_free(&job->existing);

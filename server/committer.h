@@ -41,8 +41,9 @@ typedef struct hvd_job {
     hv_ref_t join_ref;
 
     char uuid[64];
-    unsigned char *body;        /* packed event, owned */
+    unsigned char *body;        /* packed event, owned unless body_shared */
     size_t body_size;
+    int body_shared;            /* body belongs to @user and is not freed here */
     hvd_target_t *targets;      /* owned array */
     int target_count;
     int compact_reply;          /* EMIT: reply {"uuid": UUID} once stored */

@@ -642,17 +642,23 @@ static void handle_emit(hvd_conn_t *c, const hv_frame_t *f, const hvd_channel_t 
         filled = 1;
     }
     int as_received = !filled && hv_event_is_complete_map(ev, f->payload, f->payload_size);
-    if (as_received ? hv_buf_append(&body, f->payload, f->payload_size) < 0
-                    : hv_event_complete(ev) < 0 || hv_event_pack(ev, &body) < 0) {
-        snprintf(err, sizeof(err), "out of memory");
-        goto reject;
+    const unsigned char *bytes = f->payload;
+    size_t size = f->payload_size;
+    if (!as_received) {
+        if (hv_event_complete(ev) < 0 || hv_event_pack(ev, &body) < 0) {
+            snprintf(err, sizeof(err), "out of memory");
+            goto reject;
+        }
+        bytes = body.data;
+        size = body.len;
     }
     if (strlen(ev->uuid) >= sizeof(job->uuid)) {
         snprintf(err, sizeof(err), "meta.uuid is longer than %zu bytes", sizeof(job->uuid) - 1);
         goto reject;
     }
     job = hvd_job_new(HVD_JOB_EMIT);
-    hvd_body_t *shared = job ? hvd_body_new(body.data, body.len, ev->version, ev->name) : NULL;
+    hvd_body_t *shared = job ? hvd_body_new(bytes, size, ev->version, ev->name) : NULL;
+    hv_buf_free(&body);
     if (!shared || !(job->topic = strdup(f->topic)) || hv_ref_copy(&job->ref, &f->ref) < 0 ||
         hv_ref_copy(&job->join_ref, &ch->join_ref) < 0) {
         hvd_body_release(shared);
@@ -670,7 +676,11 @@ static void handle_emit(hvd_conn_t *c, const hv_frame_t *f, const hvd_channel_t 
     job->compact_reply = as_received && ch->compact_reply;
     job->conn_id = c->id;
     snprintf(job->uuid, sizeof(job->uuid), "%s", ev->uuid);
-    job->body = hv_buf_steal(&body, &job->body_size);
+    /* The store thread reads the bytes of the shared body, which lives
+     * until finish_emit() releases it. */
+    job->body = shared->data;
+    job->body_size = shared->size;
+    job->body_shared = 1;
     hvd_debug("emit: conn %" PRIu64 " event %s uuid %s to %d queues", c->id, ev->name,
               ev->uuid, n);
     hivent_event_destroy(ev);
@@ -737,6 +747,8 @@ static void finish_emit(hvd_server_t *srv, hvd_job_t *job, hvd_conn_t *c)
     }
     hvd_body_release(body);
     job->user = NULL;
+    job->body = NULL;
+    job->body_size = 0;
 }
 
 void hvd_ws_drain_done(hvd_server_t *srv)
