@@ -131,33 +131,32 @@ int hvd_conn_send(hvd_conn_t *c, const char *topic, const char *event, const hv_
     f.payload = (unsigned char *)payload;
     f.payload_size = payload_size;
 
+    /* The frame is encoded behind room for its hvd_out_t header and
+     * LWS_PRE bytes, so the buffer becomes the queue entry as it is. */
     hv_buf_t enc = {0};
-    if (hv_buf_reserve(&enc, LWS_PRE + 256) < 0)
+    size_t head = offsetof(hvd_out_t, data) + LWS_PRE;
+    size_t estimate = head + payload_size + 128 + (topic ? strlen(topic) : 0) +
+                      (event ? strlen(event) : 0);
+    if (hv_buf_reserve(&enc, estimate) < 0)
         return -1;
-    enc.len = LWS_PRE;
+    enc.len = head;
     int rc = c->json ? hv_frame_encode_json(&f, &enc) : hv_frame_encode(&f, c->gzip, &enc);
     if (rc < 0) {
         hvd_err("conn %" PRIu64 ": cannot encode %s on %s", c->id, event, topic);
         hv_buf_free(&enc);
         return -1;
     }
-    size_t size = enc.len - LWS_PRE;
+    size_t size = enc.len - head;
     if (c->out_bytes + size > OUT_QUEUE_MAX_BYTES) {
         hv_buf_free(&enc);
         hvd_conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
                        "send queue limit exceeded: the client does not read its frames");
         return -1;
     }
-    hvd_out_t *o = malloc(sizeof(*o) + enc.len);
-    if (!o) {
-        hv_buf_free(&enc);
-        return -1;
-    }
+    hvd_out_t *o = (hvd_out_t *)(void *)hv_buf_steal(&enc, NULL);
     o->next = NULL;
     o->size = size;
     o->binary = !c->json;
-    memcpy(o->data, enc.data, enc.len);
-    hv_buf_free(&enc);
 
     if (c->out_tail)
         c->out_tail->next = o;
@@ -174,7 +173,10 @@ int hvd_conn_reply_ok(hvd_conn_t *c, const char *topic, const hv_ref_t *ref,
                       const hv_ref_t *join_ref, const void *response, size_t response_size)
 {
     hv_buf_t payload = {0};
-    int rc = hv_pack_reply(&payload, "ok", response, response_size);
+    /* {"status": "ok", "response": ...} adds 20 bytes to the response. */
+    int rc = hv_buf_reserve(&payload, response_size + 32);
+    if (rc == 0)
+        rc = hv_pack_reply(&payload, "ok", response, response_size);
     if (rc == 0)
         rc = hvd_conn_send(c, topic, "phx_reply", ref, join_ref, payload.data, payload.len);
     hv_buf_free(&payload);
