@@ -61,7 +61,40 @@ RSpec.describe "reconnect" do
     consumer = RecordingConsumer.new(config: server_config(port: port, log: log, max_reconnect_tries: 1,
                                                            reconnect_backoff_time: 50),
                                      topic: "reconnect:gone", name: unique("svc"), partition_count: 1)
-    expect { consumer.run(timeout: 20) }.to raise_error(Hivent::Error)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    expect { consumer.run(timeout: 20) }.to raise_error(Hivent::FailedError, /refused/)
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 15
     expect(consumer.state).to eq(:closed)
+  end
+
+  it "stops a consumer run with FailedError when every join is rejected" do
+    topic = unique("reconnect:join")
+    service = unique("svc")
+    config = server_config(port: server.port, log: log, max_reconnect_tries: 2, reconnect_backoff_time: 50)
+    owner = RecordingConsumer.new(config: config, topic: topic, name: service, partition_count: 4)
+    wait_joined(owner)
+    mismatched = RecordingConsumer.new(config: config, topic: topic, name: service, partition_count: 7)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    expect { mismatched.run(timeout: 20) }.to raise_error(Hivent::FailedError, /partition_count 7/)
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 15
+    expect(mismatched.state).to eq(:closed)
+    owner.close
+  end
+
+  it "stops run_all with FailedError when one consumer fails" do
+    topic = unique("reconnect:run_all")
+    service = unique("svc")
+    config = server_config(port: server.port, log: log, max_reconnect_tries: 2, reconnect_backoff_time: 50)
+    owner = RecordingConsumer.new(config: config, topic: topic, name: service, partition_count: 4)
+    wait_joined(owner)
+    healthy = RecordingConsumer.new(config: config, topic: topic, name: unique("svc"), partition_count: 1)
+    mismatched = RecordingConsumer.new(config: config, topic: topic, name: service, partition_count: 7)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    expect { Hivent::Consumer.run_all(healthy, mismatched, timeout: 20) }
+      .to raise_error(Hivent::FailedError, /partition_count 7/)
+    expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 15
+    expect(healthy.state).to eq(:closed)
+    expect(mismatched.state).to eq(:closed)
+    owner.close
   end
 end

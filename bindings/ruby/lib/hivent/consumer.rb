@@ -66,13 +66,24 @@ module Hivent
       end
 
       # Runs +consumers+ (instances), each on its own thread, until INT or
-      # TERM arrives or every one stops.  Call it on the main thread.
+      # TERM arrives or every one stops.  Call it on the main thread.  When
+      # one run raises (Hivent::FailedError once its reconnect attempts are
+      # used up), the others are stopped and the first error is raised.
       def run_all(*consumers, **run_options)
         saved = install_traps
-        threads = consumers.flatten.map do |consumer|
-          Thread.new { consumer.run(**run_options, handle_signals: false) }
+        list = consumers.flatten
+        finished = Queue.new
+        threads = list.map do |consumer|
+          Thread.new do
+            Thread.current.report_on_exception = false
+            consumer.run(**run_options, handle_signals: false)
+          ensure
+            finished << Thread.current
+          end
         end
-        threads.each(&:join)
+        failure = join_finished(threads.size, finished, list)
+        raise failure if failure
+
         consumers
       ensure
         restore_traps(saved)
@@ -83,6 +94,33 @@ module Hivent
       def stop_all
         Consumer.running_list.dup.each(&:stop)
       end
+
+      # Joins +count+ threads in the order they put themselves on
+      # +finished+ and returns the first exception one of them raised.
+      # After a failure it keeps stopping +consumers+ every SLICE seconds,
+      # because a consumer whose run had not started yet resets its stop
+      # request when it starts.
+      def join_finished(count, finished, consumers)
+        failure = nil
+        while count.positive?
+          begin
+            thread = finished.pop(true)
+          rescue ThreadError # queue empty
+            consumers.each(&:stop) if failure
+            sleep SLICE
+            next
+          end
+          count -= 1
+          begin
+            thread.join
+          rescue Exception => e # rubocop:disable Lint/RescueException
+            failure ||= e
+            consumers.each(&:stop)
+          end
+        end
+        failure
+      end
+      private :join_finished
 
       # Installs INT and TERM handlers that call .stop_all; returns the
       # previous handlers for .restore_traps.
