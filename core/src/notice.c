@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <libwebsockets.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +326,33 @@ int hv_dispatch_common(hv_handle_t *h, hivent_notice_t *n)
 
 /* Handle setup. */
 
+/* getpid() is a system call on every check; the process id is cached
+ * instead and forgotten in the child of every fork(), where the
+ * pthread_atfork() handler runs. */
+static atomic_int cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_after_fork(void)
+{
+    atomic_store(&cached_pid, 0);
+}
+
+static void pid_setup(void)
+{
+    pthread_atfork(NULL, NULL, pid_after_fork);
+}
+
+static pid_t current_pid(void)
+{
+    pthread_once(&pid_once, pid_setup);
+    pid_t pid = atomic_load(&cached_pid);
+    if (pid == 0) {
+        pid = getpid();
+        atomic_store(&cached_pid, pid);
+    }
+    return pid;
+}
+
 int hv_handle_init(hv_handle_t *h, hivent_conf_t *conf, hv_role_t role, void *owner,
                    const char *topic, char *err, size_t err_size)
 {
@@ -331,7 +360,7 @@ int hv_handle_init(hv_handle_t *h, hivent_conf_t *conf, hv_role_t role, void *ow
     h->conf = conf;
     h->role = role;
     h->owner = owner;
-    h->pid = getpid();
+    h->pid = current_pid();
     h->memory = hv_conf_is_memory(conf);
     h->heartbeat_ref = -1;
     h->state = HIVENT_STATE_CONNECTING;
@@ -383,7 +412,7 @@ void hv_handle_free(hv_handle_t *h)
 
 int hv_handle_forked(const hv_handle_t *h)
 {
-    return h->pid != getpid();
+    return h->pid != current_pid();
 }
 
 /* Public notice accessors. */
