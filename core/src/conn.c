@@ -524,10 +524,11 @@ static int reply_status(const hv_frame_t *f, const unsigned char **resp, size_t 
         *resp = NULL;
     if (hv_mp_map_find(f->payload, f->payload_size, "status", &st, &st_size) != 1)
         return 0;
-    char *s = hv_mp_strdup(st, st_size);
-    int ok = s && strcmp(s, "ok") == 0;
-    free(s);
-    return ok;
+    hv_mp_reader_t r;
+    hv_mp_value_t v;
+    hv_mp_reader_init(&r, st, st_size);
+    return hv_mp_read(&r, &v) == 0 && v.type == HV_MP_STR && v.size == 2 &&
+           memcmp(v.str, "ok", 2) == 0;
 }
 
 /* Describes an error response: its "reason" string, a plain string, or
