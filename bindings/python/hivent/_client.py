@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import os
 import threading
 import time
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from . import capi
 from ._config import build_conf, merge_options
@@ -27,7 +28,8 @@ from ._notices import (
 DeliveryCallback = Callable[[Optional[BaseException], Optional[Event]], Any]
 
 # Maximum time the dispatcher thread waits in hivent_client_next(), so it
-# notices close() quickly.
+# notices close() quickly.  A sync emit waits in slices of this length too,
+# so signal handlers (KeyboardInterrupt) run within about 200 ms.
 _DISPATCH_WAIT_MS = 200
 
 
@@ -93,6 +95,9 @@ class Client:
         self._on_error = on_error
         self._ids = itertools.count(1)
         self._pending: Dict[int, Tuple[Future, Optional[DeliveryCallback]]] = {}
+        # Ids of sync emits whose caller stopped waiting (timeout or an
+        # exception such as KeyboardInterrupt); their results are dropped.
+        self._abandoned: Set[int] = set()
         self._in_callback = 0  # results being resolved, no longer in _pending
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
@@ -124,16 +129,63 @@ class Client:
     ) -> Event:
         """Emit an event, wait for the server's reply and return the published event.
 
-        ``timeout`` is in seconds; None uses the core's request_timeout.
-        Raises TimedOut, QueueFull, Failed, InvalidArg and the other
-        HiventError subclasses; TypeError or OverflowError for a payload
-        that cannot be converted.
+        ``timeout`` is in seconds.  With None the wait ends when the core
+        reports a result: request_timeout after the event was sent, or the
+        failed state.  Raises TimedOut, QueueFull, Failed, InvalidArg and
+        the other HiventError subclasses; TypeError or OverflowError for a
+        payload that cannot be converted.
+
+        The event is queued once and never sent again by this call.  The
+        wait runs in slices of at most 200 ms, so a signal handler (Ctrl-C
+        raising KeyboardInterrupt) interrupts it within about 200 ms.  After
+        a TimedOut or an interruption the event stays queued and may still
+        be published; its result is then dropped.  With
+        ``dispatch="manual"`` (or inside a delivery callback) emit()
+        dispatches pending notices while it waits, as flush() does.
         """
         self._check_usable()
         self._check_emit_args(name, version, cid, key)
-        fields = capi.hivent_emit(self._handle, name, payload, version, cid, key,
-                                  _timeout_ms(timeout))
-        return Event.from_fields(fields)
+        limit_ms = _timeout_ms(timeout)  # rejects a negative timeout before queueing
+        deadline = None if timeout is None else time.monotonic() + timeout
+        msg_id, future = self._queue_emit(name, payload, version, cid, key, None)
+        try:
+            self._wait_for_result(future, deadline)
+        except BaseException:
+            self._abandon(msg_id)
+            raise
+        # A result being dispatched right now is no longer pending, and its
+        # future completes at once, so only a still pending emit timed out.
+        if not future.done() and self._abandon(msg_id):
+            raise error_class("HIVENT_ERR_TIMED_OUT")(
+                f"no reply to emit of {name} within {limit_ms} ms", capi.HIVENT_ERR_TIMED_OUT
+            )
+        return future.result()
+
+    def _wait_for_result(self, future: "Future[Event]", deadline: Optional[float]) -> None:
+        """Wait in slices until @future is resolved or @deadline (monotonic seconds) passed."""
+        while not future.done():
+            wait = _DISPATCH_WAIT_MS / 1000
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                wait = min(wait, left)
+            if self._thread is not None and self._thread is not threading.current_thread():
+                concurrent.futures.wait([future], timeout=wait)
+            else:
+                # Manual dispatch, or emit() called from a callback on the
+                # dispatcher thread: nobody else resolves the future.
+                self._poll_once(max(int(wait * 1000), 1))
+
+    def _abandon(self, msg_id: int) -> bool:
+        """Stop tracking a pending emit so its result is dropped; False when it was not pending."""
+        with self._lock:
+            if self._pending.pop(msg_id, None) is None:
+                return False
+            self._abandoned.add(msg_id)
+            if not self._pending and not self._in_callback:
+                self._drained.notify_all()
+            return True
 
     def emit_async(
         self,
@@ -155,6 +207,12 @@ class Client:
         """
         self._check_usable()
         self._check_emit_args(name, version, cid, key)
+        return self._queue_emit(name, payload, version, cid, key, callback)[1]
+
+    def _queue_emit(self, name: str, payload: Optional[Dict[Any, Any]], version: int,
+                    cid: Optional[str], key: Optional[str],
+                    callback: Optional[DeliveryCallback]) -> Tuple[int, "Future[Event]"]:
+        """Queue an emit in the core and return its id and the Future of its result."""
         future: "Future[Event]" = Future()
         future.set_running_or_notify_cancel()
         msg_id = next(self._ids)
@@ -167,7 +225,7 @@ class Client:
                 self._pending.pop(msg_id, None)
                 self._drained.notify_all()
             raise
-        return future
+        return msg_id, future
 
     @staticmethod
     def _check_emit_args(name: str, version: int, cid: Optional[str], key: Optional[str]) -> None:
@@ -267,6 +325,13 @@ class Client:
             entry = self._pending.pop(msg_id, None)
             if entry is not None:
                 self._in_callback += 1
+                abandoned = False
+            else:
+                abandoned = msg_id in self._abandoned
+                self._abandoned.discard(msg_id)
+        if abandoned:
+            logger.debug("dropped the result of emit id %d: its emit() stopped waiting", msg_id)
+            return
         if entry is None:
             logger.warning("delivery report for unknown emit id %d", msg_id)
             return
@@ -304,7 +369,10 @@ class Client:
 
     @property
     def outstanding(self) -> int:
-        """Number of asynchronous emits whose result has not been dispatched yet."""
+        """Number of emits whose result has not been dispatched yet.
+
+        Asynchronous emits, and sync emits while their emit() call waits.
+        """
         with self._lock:
             return len(self._pending)
 

@@ -135,6 +135,98 @@ def test_run_stops_cleanly_on_signal(signum, tmp_path):
     assert elapsed < 2.0
 
 
+class Interrupted(Exception):
+    """Raised by the SIGALRM handler of the emit interruption tests."""
+
+
+@pytest.mark.parametrize("dispatch", ["thread", "manual"])
+def test_sync_emit_interrupted_by_signal(own_hiventd, dispatch):
+    options = own_hiventd.options(max_reconnect_tries=-1, flush_timeout=0)
+    own_hiventd.stop()
+
+    def handler(signum, frame):
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    client = hivent.Client(options, env=False, dispatch=dispatch)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        started = time.monotonic()
+        with pytest.raises(Interrupted):
+            client.emit("interrupt:sync", {"n": 1}, timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        client.close(timeout=0)
+    assert elapsed < 1.0
+    assert client.outstanding == 0
+
+
+EMIT_SCRIPT = textwrap.dedent(
+    """
+    import sys, time, hivent
+    client = hivent.Client(server={"host": "127.0.0.1", "port": int(sys.argv[1])},
+                           max_reconnect_tries=-1, reconnect_backoff_time=100,
+                           flush_timeout=0, env=False)
+    print("ready", flush=True)
+    started = time.monotonic()
+    try:
+        client.emit("interrupt:ctrl-c", {}, timeout=20)
+        print("returned", flush=True)
+    except KeyboardInterrupt:
+        print(f"interrupted {time.monotonic() - started:.3f}", flush=True)
+    client.close(timeout=0)
+    """
+)
+
+
+def test_sync_emit_interrupted_by_sigint(own_hiventd, tmp_path):
+    port = own_hiventd.port
+    own_hiventd.stop()
+    process = subprocess.Popen([sys.executable, "-c", EMIT_SCRIPT, str(port)], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, process.kill)
+    watchdog.start()
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=40)
+        elapsed = time.monotonic() - sent
+    finally:
+        watchdog.cancel()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert out.startswith("interrupted"), out + err
+    assert elapsed < 2.0
+
+
+def test_sync_emit_timed_out_is_published_once(own_hiventd, unique):
+    topic = f"timed-out:{unique}"
+    options = own_hiventd.options()
+    consumer = consumer_class(topic, f"svc-{unique}")(options, env=False, expected=2)
+    run_until_connected(consumer)
+    with hivent.Client(options, env=False) as client:
+        own_hiventd.stop()
+        started = time.monotonic()
+        with pytest.raises(hivent.TimedOut, match="within 500 ms"):
+            client.emit(topic, {"n": 1}, timeout=0.5)
+        assert time.monotonic() - started < 1.5
+        assert client.outstanding == 0
+        own_hiventd.start()
+        # The queued event goes out after the reconnect; nobody waits for it.
+        assert client.flush(10) == 0
+        later = client.emit(topic, {"n": 2}, timeout=20)
+    consumer.run(timeout=10)
+    payloads = [event.payload for event in consumer.events]
+    assert payloads == [{"n": 1}, {"n": 2}]
+    assert consumer.events[1].uuid == later.uuid
+
+
 def test_run_releases_gil_while_waiting():
     consumer = consumer_class("gil:test", "gil-svc")(server={"host": "memory"}, env=False)
     consumer.start()
