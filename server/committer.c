@@ -191,6 +191,8 @@ hvd_committer_t *hvd_committer_start(hvd_store_t *store, int max_batch)
         free(c);
         return NULL;
     }
+    /* Names the thread in top, perf and /proc/PID/task/TID/comm. */
+    pthread_setname_np(c->thread, "hvd-store");
     return c;
 }
 
