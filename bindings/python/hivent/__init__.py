@@ -75,14 +75,14 @@ def client() -> Client:
         return _default_client
 
 
-def emit(name: str, payload: Optional[Dict[Any, Any]] = None, *, version: int = 1,
+def emit(name: str, payload: Optional[Dict[str, Any]] = None, *, version: int = 1,
          cid: Optional[str] = None, key: Optional[str] = None,
          timeout: Optional[float] = None) -> Event:
     """Emit with the default client and return the published event (see Client.emit)."""
     return client().emit(name, payload, version=version, cid=cid, key=key, timeout=timeout)
 
 
-def emit_async(name: str, payload: Optional[Dict[Any, Any]] = None, *, version: int = 1,
+def emit_async(name: str, payload: Optional[Dict[str, Any]] = None, *, version: int = 1,
                cid: Optional[str] = None, key: Optional[str] = None, callback: Any = None):
     """Queue an emit on the default client and return a Future (see Client.emit_async)."""
     return client().emit_async(name, payload, version=version, cid=cid, key=key,
@@ -108,7 +108,11 @@ def close(timeout: Optional[float] = None) -> None:
 
 
 def pack(value: Any) -> bytes:
-    """Return the MessagePack bytes of a value, converted as payloads are."""
+    """Return the MessagePack bytes of a value, converted as payloads are.
+
+    Dict keys must be str (TypeError otherwise) and strings must encode as
+    UTF-8 (ValueError for a lone surrogate).
+    """
     return capi.pack(value)
 
 

@@ -87,7 +87,7 @@ class Client:
     def emit(
         self,
         name: str,
-        payload: Optional[Dict[Any, Any]] = ...,
+        payload: Optional[Dict[str, Any]] = ...,
         *,
         version: int = ...,
         cid: Optional[str] = ...,
@@ -97,7 +97,7 @@ class Client:
     def emit_async(
         self,
         name: str,
-        payload: Optional[Dict[Any, Any]] = ...,
+        payload: Optional[Dict[str, Any]] = ...,
         *,
         version: int = ...,
         cid: Optional[str] = ...,
@@ -154,7 +154,7 @@ def configure(config: Optional[Mapping[str, Any]] = ..., /, *, env: bool = ..., 
 def client() -> Client: ...
 def emit(
     name: str,
-    payload: Optional[Dict[Any, Any]] = ...,
+    payload: Optional[Dict[str, Any]] = ...,
     *,
     version: int = ...,
     cid: Optional[str] = ...,
@@ -163,7 +163,7 @@ def emit(
 ) -> Event: ...
 def emit_async(
     name: str,
-    payload: Optional[Dict[Any, Any]] = ...,
+    payload: Optional[Dict[str, Any]] = ...,
     *,
     version: int = ...,
     cid: Optional[str] = ...,

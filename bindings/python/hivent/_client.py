@@ -120,7 +120,7 @@ class Client:
     def emit(
         self,
         name: str,
-        payload: Optional[Dict[Any, Any]] = None,
+        payload: Optional[Dict[str, Any]] = None,
         *,
         version: int = 1,
         cid: Optional[str] = None,
@@ -132,8 +132,10 @@ class Client:
         ``timeout`` is in seconds.  With None the wait ends when the core
         reports a result: request_timeout after the event was sent, or the
         failed state.  Raises TimedOut, QueueFull, Failed, InvalidArg and
-        the other HiventError subclasses; TypeError or OverflowError for a
-        payload that cannot be converted.
+        the other HiventError subclasses.  A payload that cannot be
+        converted raises TypeError (such as a dict key that is not str),
+        OverflowError or ValueError (such as a lone surrogate in a str),
+        naming the field.
 
         The event is queued once and never sent again by this call.  The
         wait runs in slices of at most 200 ms, so a signal handler (Ctrl-C
@@ -190,7 +192,7 @@ class Client:
     def emit_async(
         self,
         name: str,
-        payload: Optional[Dict[Any, Any]] = None,
+        payload: Optional[Dict[str, Any]] = None,
         *,
         version: int = 1,
         cid: Optional[str] = None,
@@ -209,7 +211,7 @@ class Client:
         self._check_emit_args(name, version, cid, key)
         return self._queue_emit(name, payload, version, cid, key, callback)[1]
 
-    def _queue_emit(self, name: str, payload: Optional[Dict[Any, Any]], version: int,
+    def _queue_emit(self, name: str, payload: Optional[Dict[str, Any]], version: int,
                     cid: Optional[str], key: Optional[str],
                     callback: Optional[DeliveryCallback]) -> Tuple[int, "Future[Event]"]:
         """Queue an emit in the core and return its id and the Future of its result."""

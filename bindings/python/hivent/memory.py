@@ -55,7 +55,7 @@ def is_empty() -> bool:
 
 def includes(
     name: Optional[str] = None,
-    payload: Optional[Dict[Any, Any]] = None,
+    payload: Optional[Dict[str, Any]] = None,
     meta: Optional[Dict[str, Any]] = None,
 ) -> bool:
     """Return True when an emitted event matches.

@@ -3,11 +3,14 @@
  * helpers for the SWIG wrapper.
  *
  * Packing supports dict, list, tuple, str, bytes, bytearray, memoryview,
- * int (-2**63 .. 2**64-1), float, bool, None and hivent.ExtType.  Strings
- * are encoded as UTF-8 with the surrogateescape handler and decoded the
- * same way, so a string that arrived with invalid UTF-8 bytes packs back
- * to the same bytes.  Unpacking checks every length against the input
- * before reading or allocating.
+ * int (-2**63 .. 2**64-1), float, bool, None and hivent.ExtType.  Payloads
+ * are maps with string keys, as in JSON, so dict keys must be str.  Strings
+ * must be encodable as UTF-8: a lone surrogate raises ValueError.
+ *
+ * Unpacking accepts what other producers may send: map keys of any type
+ * (arrays become tuples), and strings with invalid UTF-8, decoded with the
+ * surrogateescape handler.  Such values do not pack back.  Unpacking
+ * checks every length against the input before reading or allocating.
  */
 #include "pyconv.h"
 
@@ -58,7 +61,17 @@ typedef struct hv_py_path {
     Py_ssize_t index;
 } hv_py_path_t;
 
-/* Returns the path as text such as payload["a"][2], or NULL. */
+/* Returns 1 when @text encodes as UTF-8 (no lone surrogates), else 0. */
+static int is_utf8_text(PyObject *text)
+{
+    if (PyUnicode_AsUTF8AndSize(text, NULL))
+        return 1;
+    PyErr_Clear();
+    return 0;
+}
+
+/* Returns the path as text such as payload["a"][2], or NULL.  Keys that are
+ * not str, or hold lone surrogates, appear as their repr(). */
 static PyObject *path_string(const hv_py_path_t *path)
 {
     const hv_py_path_t *chain[HV_PY_MAX_DEPTH + 4];
@@ -72,7 +85,7 @@ static PyObject *path_string(const hv_py_path_t *path)
         PyObject *part;
         if (!chain[i]->key)
             part = PyUnicode_FromFormat("[%zd]", chain[i]->index);
-        else if (PyUnicode_Check(chain[i]->key))
+        else if (PyUnicode_Check(chain[i]->key) && is_utf8_text(chain[i]->key))
             part = PyUnicode_FromFormat("[\"%U\"]", chain[i]->key);
         else
             part = PyUnicode_FromFormat("[%R]", chain[i]->key);
@@ -141,28 +154,40 @@ static int pack_int(msgpack_packer *pk, PyObject *value, const hv_py_path_t *pat
                    "integer out of the MessagePack range -2**63 .. 2**64-1");
 }
 
+/* Sets ValueError naming the first surrogate code point of @value and returns -1. */
+static int fail_surrogate(PyObject *value, const hv_py_path_t *path)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(value);
+    Py_ssize_t index = 0;
+    Py_UCS4 code = 0;
+    char message[256];
+
+    for (; index < length; index++) {
+        code = PyUnicode_READ_CHAR(value, index);
+        if (code >= 0xD800 && code <= 0xDFFF)
+            break;
+    }
+    snprintf(message, sizeof message,
+             "string contains the lone surrogate U+%04X at index %zd, which UTF-8 cannot "
+             "encode; payload strings must be valid Unicode text (pass bytes for binary data)",
+             (unsigned)code, index);
+    return fail_at(PyExc_ValueError, path, message);
+}
+
 static int pack_str(msgpack_packer *pk, PyObject *value, const hv_py_path_t *path)
 {
     Py_ssize_t size;
     const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
 
-    if (utf8) {
-        if (msgpack_pack_str(pk, (size_t)size) != 0)
-            return pack_result(-1);
-        return pack_result(msgpack_pack_str_body(pk, utf8, (size_t)size));
-    }
-    /* Lone surrogates: surrogateescape restores bytes decoded by unpack. */
-    PyErr_Clear();
-    PyObject *bytes = PyUnicode_AsEncodedString(value, "utf-8", "surrogateescape");
-    if (!bytes) {
+    if (!utf8) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+            return -1;
         PyErr_Clear();
-        return fail_at(PyExc_ValueError, path, "string contains a surrogate that UTF-8 cannot encode");
+        return fail_surrogate(value, path);
     }
-    int rc = msgpack_pack_str(pk, (size_t)PyBytes_GET_SIZE(bytes));
-    if (rc == 0)
-        rc = msgpack_pack_str_body(pk, PyBytes_AS_STRING(bytes), (size_t)PyBytes_GET_SIZE(bytes));
-    Py_DECREF(bytes);
-    return pack_result(rc);
+    if (msgpack_pack_str(pk, (size_t)size) != 0)
+        return pack_result(-1);
+    return pack_result(msgpack_pack_str_body(pk, utf8, (size_t)size));
 }
 
 static int pack_buffer(msgpack_packer *pk, PyObject *value, const hv_py_path_t *path)
@@ -223,11 +248,14 @@ static int pack_dict(msgpack_packer *pk, PyObject *value, const hv_py_path_t *pa
      * while it is iterated. */
     while (PyDict_Next(value, &pos, &key, &item)) {
         hv_py_path_t child = {path, NULL, key, 0};
-        if (!(PyUnicode_Check(key) || PyLong_Check(key) || PyBytes_Check(key) ||
-              PyFloat_Check(key) || key == Py_None))
-            return fail_at(PyExc_TypeError, &child,
-                           "dict key must be str, bytes, int, float, bool or None");
-        if (pack_value(pk, key, &child, depth + 1) < 0)
+        if (!PyUnicode_Check(key)) {
+            char message[200];
+            snprintf(message, sizeof message,
+                     "dict key must be str, not %.100s (payload maps have string keys, "
+                     "as in JSON)", Py_TYPE(key)->tp_name);
+            return fail_at(PyExc_TypeError, &child, message);
+        }
+        if (pack_str(pk, key, &child) < 0)
             return -1;
         if (pack_value(pk, item, &child, depth + 1) < 0)
             return -1;

@@ -25,8 +25,9 @@ typedef struct hv_py_packed {
 /*
  * Packs @value into @out.  @root names the value in error messages, such as
  * "payload".  With @require_map, @value must be a dict (None gives an empty
- * buffer).  On failure returns -1 with a Python exception set (TypeError,
- * OverflowError or ValueError naming the field path) and @out empty.
+ * buffer).  Dict keys must be str and strings must encode as UTF-8.  On
+ * failure returns -1 with a Python exception set (TypeError, OverflowError
+ * or ValueError naming the field path) and @out empty.
  */
 int hv_py_pack(PyObject *value, const char *root, int require_map, hv_py_packed_t *out);
 

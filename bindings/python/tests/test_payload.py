@@ -58,7 +58,7 @@ ROUND_TRIP_VALUES = [
     {},
     {"nested": {"deeper": {"deepest": [1, {"x": None}]}}},
     {str(i): i for i in range(20)},
-    {1: "int key", -5: "negative", 2.5: "float key", b"raw": "bytes key", None: "nil key"},
+    {"": "empty key", "ключ": "non-ASCII key", "𝄞": "astral key"},
 ]
 
 
@@ -119,7 +119,7 @@ def test_float_packs_as_float64():
         ({"a": [1, 2, object()]}, 'value["a"][2]'),
         ({"a": {"b": {1, 2}}}, 'value["a"]["b"]'),
         ([{"x": complex(1, 2)}], 'value[0]["x"]'),
-        ({5: [None, lambda: 0]}, "value[5][1]"),
+        ({"5": [None, lambda: 0]}, 'value["5"][1]'),
     ],
 )
 def test_unconvertible_value_names_path(value, path):
@@ -132,6 +132,44 @@ def test_unconvertible_key_raises_type_error():
     with pytest.raises(TypeError) as info:
         hivent.pack({"a": {(1, 2): "tuple key"}})
     assert 'value["a"][(1, 2)]' in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "key, path",
+    [
+        (1, "payload[1]"),
+        (-5, "payload[-5]"),
+        (2.5, "payload[2.5]"),
+        (None, "payload[None]"),
+        (True, "payload[True]"),
+        (b"raw", "payload[b'raw']"),
+    ],
+)
+def test_non_str_key_rejected_with_path(key, path):
+    client = hivent.Client(server={"host": "memory"}, env=False, dispatch="manual")
+    try:
+        with pytest.raises(TypeError) as info:
+            client.emit("payload:key", {key: "value"})
+    finally:
+        client.close()
+    message = str(info.value)
+    assert message.startswith(path + ": dict key must be str, not " + type(key).__name__)
+
+
+def test_nested_non_str_key_rejected_with_path():
+    with pytest.raises(TypeError) as info:
+        hivent.pack({"order": {"items": [{"sku": 1, 7: "qty"}]}})
+    assert str(info.value).startswith('value["order"]["items"][0][7]: dict key must be str')
+
+
+def test_non_str_key_rejected_in_memory_subset():
+    with pytest.raises(TypeError, match=r"meta\[1\]: dict key must be str"):
+        hivent.memory.includes("any", None, {1: "x"})
+
+
+def test_non_str_map_keys_still_unpack():
+    # Other producers may send them; unpack keeps them so consumers see the data.
+    assert hivent.unpack(b"\x82\x01\xc0\xc0\xa1x") == {1: None, None: "x"}
 
 
 @pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**30])
@@ -156,17 +194,41 @@ def test_self_reference_is_rejected():
         hivent.pack(value)
 
 
-def test_lone_surrogate_is_rejected_with_path():
+@pytest.mark.parametrize("text, code, index", [("\ud800", "D800", 0), ("ab\udcff", "DCFF", 2),
+                                               ("x\udfff\ud800", "DFFF", 1)])
+def test_lone_surrogate_is_rejected_with_path(text, code, index):
     with pytest.raises(ValueError) as info:
-        hivent.pack({"s": "\ud800"})
-    assert str(info.value).startswith('value["s"]:')
+        hivent.pack({"s": [text]})
+    message = str(info.value)
+    assert message.startswith('value["s"][0]: string contains the lone surrogate')
+    assert f"U+{code} at index {index}" in message
 
 
-def test_invalid_utf8_string_round_trips():
+def test_lone_surrogate_in_key_is_rejected():
+    with pytest.raises(ValueError) as info:
+        hivent.pack({"k\udc80": 1})
+    message = str(info.value)
+    # The path shows the key as repr(), so the message itself encodes as UTF-8.
+    assert message.startswith("value['k\\udc80']: string contains the lone surrogate U+DC80")
+    message.encode("utf-8")
+
+
+def test_lone_surrogate_rejected_by_emit():
+    client = hivent.Client(server={"host": "memory"}, env=False, dispatch="manual")
+    try:
+        with pytest.raises(ValueError, match=r'^payload\["s"\]: string contains the lone'):
+            client.emit("payload:surrogate", {"s": "\udcff"})
+    finally:
+        client.close()
+
+
+def test_invalid_utf8_string_unpacks_but_does_not_pack():
     packed = b"\xa3a\xffb"  # fixstr of 3 bytes holding an invalid UTF-8 byte
     value = hivent.unpack(packed)
-    assert isinstance(value, str)
-    assert hivent.pack(value) == packed
+    assert value == "a\udcffb"
+    assert value.encode("utf-8", "surrogateescape") == b"a\xffb"
+    with pytest.raises(ValueError, match="lone surrogate U\\+DCFF"):
+        hivent.pack(value)
 
 
 @pytest.mark.parametrize(
