@@ -235,6 +235,22 @@ def test_callback_may_emit_and_flush(hiventd, unique):
     assert nested[0].result(timeout=1).payload == {"step": 2}
 
 
+def test_sync_emit_inside_callback(hiventd, unique):
+    # The dispatcher thread runs the callback, so emit() there dispatches
+    # its own result instead of waiting for that thread.
+    results = []
+
+    def chain(err, event):
+        results.append(client.emit(f"chain-sync:{unique}", {"step": 2}, timeout=10))
+
+    with hivent.Client(hiventd.options(), env=False) as client:
+        started = time.monotonic()
+        client.emit_async(f"chain-sync:{unique}", {"step": 1}, callback=chain)
+        assert client.flush(15) == 0
+    assert time.monotonic() - started < 5
+    assert [event.payload for event in results] == [{"step": 2}]
+
+
 def test_emit_async_callback_exception_is_logged(hiventd, unique, caplog):
     def broken(err, event):
         raise RuntimeError("callback broke")
