@@ -835,6 +835,20 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         h->last_err = 0;
         h->last_error[0] = 0;
         break;
+    case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+        /* libwebsockets 4.1 closes an attempt whose upgrade reply does not
+         * come within timeout_secs with this reason only, not with
+         * CLIENT_CONNECTION_ERROR, so without this the state stays
+         * connecting for good. */
+        if (wsi == h->wsi) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "connection to %s:%d closed before the WebSocket "
+                     "upgrade completed: no upgrade reply within connect_timeout (%d ms), "
+                     "or the server closed the connection",
+                     h->conf->host, h->conf->port, h->conf->connect_timeout_ms);
+            on_disconnect(h, HIVENT_ERR_CONNECTION, msg);
+        }
+        break;
     case LWS_CALLBACK_CLIENT_RECEIVE:
         return on_receive(h, wsi, in, len);
     case LWS_CALLBACK_CLIENT_WRITEABLE:
