@@ -114,10 +114,13 @@ class Hiventd:
 class Faultc:
     """One faultc process; stdout lines are collected by a reader thread."""
 
-    def __init__(self, binary, *args, stdin=False):
+    def __init__(self, binary, *args, stdin=False, log_path=None):
+        log = open(log_path, "a") if log_path else None
         self.proc = subprocess.Popen([binary, *args], stdout=subprocess.PIPE,
                                      stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                     text=True)
+                                     stderr=log, text=True)
+        if log:
+            log.close()
         self.lines = []
         self.progress = (0, 0)
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -235,7 +238,8 @@ class Runner:
         return os.path.join(self.workdir, name)
 
     def faultc(self, *args, stdin=False):
-        proc = Faultc(self.faultc_bin, *[str(a) for a in args], stdin=stdin)
+        proc = Faultc(self.faultc_bin, *[str(a) for a in args], stdin=stdin,
+                      log_path=self.path("faultc.log"))
         self.cleanup.append(proc)
         return proc
 
@@ -419,6 +423,9 @@ class Runner:
         ok, failed, refused, pstates, _ = read_producer(self.path("net-cut-producer.out"))
         wait_for(lambda: check_delivery(read_consumer(self.path("net-cut-consumer.out"))[0],
                                         ok)["lost"] == 0, 60, 0.5)
+        # A producer that finished early still has to show its reconnect.
+        wait_for(lambda: any(ts >= resume_us and state == "connected" for ts, state in
+                             read_consumer(self.path("net-cut-consumer.out"))[1]), 30, 0.2)
         consumer.terminate()
         sampling.set()
         sampler.join(5)

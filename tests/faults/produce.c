@@ -110,8 +110,10 @@ int cmd_produce(int argc, char **argv)
         }
         if (seq % 64 == 0)
             hivent_client_poll(c, 0);
-        if (interval_ms > 0)
-            hivent_client_poll(c, (int)interval_ms);
+        /* Pace by the clock: poll returns early whenever a notice arrives. */
+        int64_t next_emit = started + (seq + 1) * interval_ms;
+        while (interval_ms > 0 && mono_ms() < next_emit && !stop_requested)
+            hivent_client_poll(c, (int)(next_emit - mono_ms()));
     }
     int64_t emitted = mono_ms();
     while (hivent_client_outstanding(c) > 0 && mono_ms() - emitted < flush_ms && !stop_requested)
