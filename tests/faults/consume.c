@@ -3,6 +3,8 @@
  * PARTITION KEY" to --out for every event before acknowledging it, so a
  * line exists for every event this instance processed, also after
  * kill -9.  With --sleep-ms it sleeps after writing, as a slow consumer.
+ * Notices are taken with hivent_consumer_next() and events acknowledged
+ * with hivent_consumer_ack().
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +17,9 @@ struct consumer_ctx {
     long processed;
 };
 
-static int on_event(hivent_consumer_t *consumer, const hivent_event_t *event, char *reason,
-                    size_t reason_size, void *opaque)
+/* Records @event; the caller acknowledges it afterwards. */
+static void process_event(struct consumer_ctx *ctx, const hivent_event_t *event)
 {
-    (void)consumer;
-    (void)reason;
-    (void)reason_size;
-    struct consumer_ctx *ctx = opaque;
     const char *cid = hivent_event_cid(event);
     const char *uuid = hivent_event_uuid(event);
     const char *key = hivent_event_key(event);
@@ -30,7 +28,6 @@ static int on_event(hivent_consumer_t *consumer, const hivent_event_t *event, ch
     ctx->processed++;
     if (ctx->sleep_ms > 0)
         sleep_ms((int)ctx->sleep_ms);
-    return 0;
 }
 
 static void on_state(void *handle, hivent_state_t state, int attempt, int next_ms,
@@ -72,10 +69,6 @@ int cmd_consume(int argc, char **argv)
     conf_put(conf, "consumer.prefetch", prefetch);
     if (name)
         conf_put(conf, "consumer.name", name);
-    hivent_conf_set_process_cb(conf, on_event);
-    hivent_conf_set_state_cb(conf, on_state);
-    hivent_conf_set_error_cb(conf, on_error);
-    hivent_conf_set_opaque(conf, &ctx);
     char err[512];
     hivent_consumer_t *cons =
         hivent_consumer_new(conf, topic, service, (int)partitions, err, sizeof err);
@@ -84,9 +77,28 @@ int cmd_consume(int argc, char **argv)
         hivent_conf_destroy(conf);
         return 2;
     }
+    /* hivent_consumer_poll() keeps dispatching while deliveries keep
+     * arriving, so a slow consumer would never get back to check
+     * stop_requested; take one notice at a time instead. */
     int joined = 0;
     while (!stop_requested) {
-        hivent_consumer_poll(cons, 100);
+        hivent_notice_t *n = hivent_consumer_next(cons, 100);
+        if (n && hivent_notice_type(n) == HIVENT_NOTICE_EVENT) {
+            process_event(&ctx, hivent_notice_event(n));
+            hivent_err_t rc = hivent_consumer_ack(cons, hivent_notice_event(n));
+            if (rc != HIVENT_OK)
+                out_line(ctx.out, "A %lld %s", (long long)wall_us(), hivent_err_name(rc));
+        } else if (n && hivent_notice_type(n) == HIVENT_NOTICE_STATE) {
+            on_state(cons, hivent_notice_state(n), hivent_notice_attempt(n),
+                     hivent_notice_next_attempt_ms(n), hivent_notice_err(n),
+                     hivent_notice_errstr(n), &ctx);
+        } else if (n && hivent_notice_type(n) == HIVENT_NOTICE_ERROR) {
+            on_error(cons, hivent_notice_err(n), hivent_notice_errstr(n), &ctx);
+        } else if (n && hivent_notice_type(n) == HIVENT_NOTICE_LOG) {
+            fprintf(stderr, "hivent [%s] %s\n", hivent_notice_log_facility(n),
+                    hivent_notice_log_message(n));
+        }
+        hivent_notice_destroy(n);
         if (!joined && hivent_consumer_state(cons) == HIVENT_STATE_CONNECTED) {
             joined = 1;
             printf("connected\n");
