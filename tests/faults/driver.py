@@ -212,10 +212,11 @@ def hiventd_closes(log_path):
 def check_delivery(events, ok):
     """Compare consumed events with the emits reported successful.
 
-    Returns figures: lost (reported ok, never consumed), duplicates (events
-    consumed more than once), uuid_mismatch (a cid seen with a uuid other
-    than the one the producer was given), order_violations (an event of a
-    key consumed after a later event of that key, duplicates removed)."""
+    Returns a dict of figures.  lost: emits reported ok but never consumed.
+    duplicates: events consumed more than once.  uuid_mismatch: a cid seen
+    with a uuid other than the one the producer was given.
+    order_violations: events of a key consumed after a later event of that
+    key, once duplicates are removed."""
     seen_uuid = {}
     duplicates = 0
     uuid_mismatch = 0
