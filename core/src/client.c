@@ -123,9 +123,9 @@ static hivent_err_t enqueue_locked(hv_handle_t *h, hv_req_t *r, char *err, size_
 {
     hivent_conf_t *c = h->conf;
     if (h->state == HIVENT_STATE_FAILED) {
-        snprintf(err, err_size, "client failed after %d reconnect attempts to %s:%d; create "
-                 "a new client (last error: %s)", c->max_reconnect_tries, c->host, c->port,
-                 h->last_error[0] ? h->last_error : "unknown");
+        snprintf(err, err_size, "client failed: it gave up connecting to %s:%d after "
+                 "max_reconnect_tries (%d) retries; create a new client (last error: %s)", c->host,
+                 c->port, c->max_reconnect_tries, h->last_error[0] ? h->last_error : "unknown");
         return HIVENT_ERR_FAILED;
     }
     if (h->stopping) {
@@ -285,12 +285,13 @@ HIVENT_API int hivent_client_poll(hivent_client_t *c, int timeout_ms)
     if (!c || hv_handle_forked(&c->h))
         return 0;
     int count = 0;
+    int64_t start = hv_now_ms();
     hivent_notice_t *n = hv_notice_pop(&c->h, timeout_ms);
     while (n) {
         if (!hv_dispatch_common(&c->h, n))
             dispatch_delivery(c, n);
         count++;
-        n = hv_notice_pop(&c->h, 0);
+        n = hv_poll_done(start, timeout_ms, count) ? NULL : hv_notice_pop(&c->h, 0);
     }
     return count;
 }

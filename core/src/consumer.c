@@ -286,6 +286,7 @@ HIVENT_API int hivent_consumer_poll(hivent_consumer_t *c, int timeout_ms)
     if (!c || hv_handle_forked(&c->h))
         return 0;
     int count = 0;
+    int64_t start = hv_now_ms();
     hivent_notice_t *n = hv_notice_pop(&c->h, timeout_ms);
     while (n) {
         if (!hv_dispatch_common(&c->h, n)) {
@@ -294,7 +295,7 @@ HIVENT_API int hivent_consumer_poll(hivent_consumer_t *c, int timeout_ms)
             hivent_notice_destroy(n);
         }
         count++;
-        n = hv_notice_pop(&c->h, 0);
+        n = hv_poll_done(start, timeout_ms, count) ? NULL : hv_notice_pop(&c->h, 0);
     }
     return count;
 }

@@ -143,6 +143,22 @@ void hv_post_delivery_locked(hv_handle_t *h, hv_req_t *req, hivent_err_t err,
                              const char *errstr, hivent_event_t *published);
 int hv_dispatch_common(hv_handle_t *h, hivent_notice_t *n);
 
+int64_t hv_now_ms(void);
+
+/* Most notices one poll call dispatches. */
+#define HV_POLL_MAX_BATCH 1000
+
+/* Returns 1 when a poll call that started at @start_ms with @timeout_ms and
+ * has dispatched @count notices should return: after HV_POLL_MAX_BATCH
+ * notices, or once its timeout (0 or more) has passed, so slow callbacks
+ * cannot keep the caller inside poll indefinitely. */
+static inline int hv_poll_done(int64_t start_ms, int timeout_ms, int count)
+{
+    if (count >= HV_POLL_MAX_BATCH)
+        return 1;
+    return timeout_ms >= 0 && hv_now_ms() - start_ms > timeout_ms;
+}
+
 /* Logging (log.c). */
 void hv_log(hv_handle_t *h, int level, const char *facility, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -173,6 +189,5 @@ void hv_fail_all_locked(hv_handle_t *h, hivent_err_t err, const char *why);
 int hv_conn_start(hv_handle_t *h, char *err, size_t err_size);
 void hv_conn_wake(hv_handle_t *h);
 void hv_conn_stop(hv_handle_t *h);
-int64_t hv_now_ms(void);
 
 #endif

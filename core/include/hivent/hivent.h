@@ -439,10 +439,12 @@ HIVENT_API hivent_err_t hivent_emit_async(hivent_client_t *client, const char *n
 HIVENT_API int hivent_client_flush(hivent_client_t *client, int timeout_ms);
 
 /**
- * Waits up to @p timeout_ms (-1 forever) for notices and dispatches all
- * pending ones to the configured callbacks.  Notices without a callback
- * are dropped, except logs, which then go to stderr.  Returns the number
- * of notices handled. [poll thread; not concurrent with next]
+ * Waits up to @p timeout_ms (-1 forever) for notices and dispatches the
+ * pending ones to the configured callbacks.  Returns when the queue is
+ * empty, after 1000 notices, or once @p timeout_ms has passed since the
+ * call, so slow callbacks cannot hold the caller.  Notices without a
+ * callback are dropped, except logs, which then go to stderr.  Returns the
+ * number of notices handled. [poll thread; not concurrent with next]
  */
 HIVENT_API int hivent_client_poll(hivent_client_t *client, int timeout_ms);
 
@@ -486,7 +488,9 @@ HIVENT_API hivent_consumer_t *hivent_consumer_new(hivent_conf_t *conf, const cha
  * Dispatches pending notices: calls the process callback for each consumed
  * event and acknowledges or rejects it by its result, and calls the state,
  * error and log callbacks.  Waits up to @p timeout_ms (-1 forever) for the
- * first notice.  Returns the number handled. [poll thread]
+ * first notice; returns when the queue is empty, after 1000 notices, or
+ * once @p timeout_ms has passed since the call.  Returns the number
+ * handled. [poll thread]
  */
 HIVENT_API int hivent_consumer_poll(hivent_consumer_t *consumer, int timeout_ms);
 
