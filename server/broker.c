@@ -98,15 +98,15 @@ int hvd_service_matches(const hvd_service_t *svc, const char *event_name)
     return 0;
 }
 
-int hvd_partition_insert(hvd_partition_t *p, int64_t seq, const char *uuid, hvd_body_t *body)
+int hvd_partition_insert(hvd_server_t *srv, hvd_partition_t *p, int64_t seq, const char *uuid,
+                         hvd_body_t *body)
 {
-    hvd_entry_t *e = calloc(1, sizeof(*e));
+    size_t uuid_len = strlen(uuid);
+    hvd_entry_t *e = calloc(1, sizeof(*e) + uuid_len + 1);
     if (!e)
         return -1;
     e->seq = seq;
-    snprintf(e->uuid, sizeof(e->uuid), "%s", uuid);
-    e->body = body;
-    body->refs++;
+    memcpy(e->uuid, uuid, uuid_len + 1);
 
     /* Walk back over waiting entries with a larger seq; entries in flight
      * (before the cursor) are never passed. */
@@ -130,7 +130,103 @@ int hvd_partition_insert(hvd_partition_t *p, int64_t seq, const char *uuid, hvd_
     p->count++;
     if (seq >= p->next_seq)
         p->next_seq = seq + 1;
+    /* Keep the body only when it continues the run of bodies that starts
+     * at the cursor and half the budget is free; the others are read from
+     * the store when the cursor reaches them. */
+    if (body && srv->body_bytes + body->size <= HVD_BODY_BUDGET / 2 &&
+        (p->cursor == e || (e->prev && e->prev->body))) {
+        e->body = body;
+        body->refs++;
+        srv->body_bytes += body->size;
+    }
     return 0;
+}
+
+static void entry_drop_body(hvd_server_t *srv, hvd_entry_t *e)
+{
+    if (e->body) {
+        srv->body_bytes -= e->body->size;
+        hvd_body_release(e->body);
+        e->body = NULL;
+    }
+}
+
+typedef struct body_read {
+    hvd_server_t *srv;          /* NULL: hvd_entry_body() reads one body */
+    hvd_entry_t *e;             /* walks the entries in step with the rows */
+    hvd_entry_t *end;           /* first entry after the batch, or NULL */
+    hvd_body_t *single;         /* hvd_entry_body(): the body read */
+    int taken;                  /* bodies kept by this batch */
+    int full;                   /* the budget stopped the batch */
+} body_read_t;
+
+static int body_row(void *ctx, int64_t seq, const char *uuid, const void *data, size_t size)
+{
+    body_read_t *r = ctx;
+    while (r->e != r->end && r->e->seq < seq)
+        r->e = r->e->next;
+    if (r->e == r->end || r->e->seq != seq || strcmp(r->e->uuid, uuid) != 0)
+        return 0;
+    if (!r->srv) {
+        if (!r->single)
+            r->single = hvd_body_parse(data, size);
+        return 0;
+    }
+    /* The first body of a batch, at the cursor, is always kept; after it
+     * the budget decides, and the bodies kept stay one run. */
+    if (r->e->body || r->full)
+        return 0;
+    if (r->taken > 0 && r->srv->body_bytes + size > HVD_BODY_BUDGET) {
+        r->full = 1;
+        return 0;
+    }
+    if ((r->e->body = hvd_body_parse(data, size))) {
+        r->srv->body_bytes += r->e->body->size;
+        r->taken++;
+    }
+    return 0;
+}
+
+/* Reads the bodies of the next HVD_BODY_WINDOW entries from @part's cursor
+ * in one query.  Returns 0, or -1 when the store failed. */
+static int partition_read_window(hvd_server_t *srv, hvd_service_t *svc, int part)
+{
+    hvd_partition_t *p = &svc->partitions[part];
+    hvd_entry_t *first = NULL, *last = NULL, *e = p->cursor;
+    for (int n = 0; e && n < HVD_BODY_WINDOW; n++, e = e->next) {
+        if (e->body)
+            continue;
+        if (!first)
+            first = e;
+        last = e;
+    }
+    if (!first)
+        return 0;
+    body_read_t r = {srv, first, last->next, NULL, 0, 0};
+    hvd_store_t *st = srv->store;
+    if (st->ops->read_bodies(st, svc->name, part, first->seq, last->seq, body_row, &r) < 0) {
+        hvd_err("store: reading events %" PRId64 " to %" PRId64 " of queue %s:%d failed: %s; "
+                "delivery of the partition waits", first->seq, last->seq, svc->name, part,
+                st->ops->errmsg(st));
+        return -1;
+    }
+    hvd_debug("store: read %d bodies of queue %s:%d from seq %" PRId64, r.taken, svc->name,
+              part, first->seq);
+    return 0;
+}
+
+hvd_body_t *hvd_entry_body(hvd_server_t *srv, hvd_service_t *svc, int part, hvd_entry_t *e)
+{
+    if (e->body) {
+        e->body->refs++;
+        return e->body;
+    }
+    body_read_t r = {NULL, e, e->next, NULL, 0, 0};
+    hvd_store_t *st = srv->store;
+    if (st->ops->read_bodies(st, svc->name, part, e->seq, e->seq, body_row, &r) < 0)
+        hvd_err("store: reading event %s of queue %s:%d failed: %s", e->uuid, svc->name, part,
+                st->ops->errmsg(st));
+    return r.single;
 }
 
 hvd_entry_t *hvd_partition_find(hvd_partition_t *p, const char *uuid)
@@ -141,7 +237,7 @@ hvd_entry_t *hvd_partition_find(hvd_partition_t *p, const char *uuid)
     return NULL;
 }
 
-void hvd_partition_remove(hvd_partition_t *p, hvd_entry_t *e)
+void hvd_partition_remove(hvd_server_t *srv, hvd_partition_t *p, hvd_entry_t *e)
 {
     if (e->owner) {
         e->owner->inflight--;
@@ -158,7 +254,7 @@ void hvd_partition_remove(hvd_partition_t *p, hvd_entry_t *e)
     else
         p->tail = e->prev;
     p->count--;
-    hvd_body_release(e->body);
+    entry_drop_body(srv, e);
     free(e);
 }
 
@@ -360,12 +456,25 @@ static int deliver_one(hvd_consumer_t *cons, int part)
     hvd_partition_t *p = &svc->partitions[part];
     hvd_entry_t *e = p->cursor;
     hvd_server_t *srv = cons->conn->server;
+
+    if (!e->body) {
+        if (partition_read_window(srv, svc, part) < 0)
+            return -1;
+        if (!e->body) {
+            /* Not in the store, or not an event: the same entries are
+             * skipped when a restart loads the queues. */
+            hvd_warn("store: event %s in queue %s:%d seq %" PRId64 " cannot be read or is not "
+                     "a valid event; skipped", e->uuid, svc->name, part, e->seq);
+            hvd_partition_remove(srv, p, e);
+            return 0;
+        }
+    }
     p->cursor = e->next;
 
     if (cons->version != 0 && e->body->version != cons->version) {
         svc->stats.skipped++;
         hvd_broker_complete(srv, svc, part, e->seq);
-        hvd_partition_remove(p, e);
+        hvd_partition_remove(srv, p, e);
         return 0;
     }
 
@@ -384,11 +493,13 @@ static int deliver_one(hvd_consumer_t *cons, int part)
     }
     svc->stats.delivered++;
     if (cons->ack) {
+        /* A redelivery reads the body from the store again. */
+        entry_drop_body(srv, e);
         e->owner = cons;
         cons->inflight++;
     } else {
         hvd_broker_complete(srv, svc, part, e->seq);
-        hvd_partition_remove(p, e);
+        hvd_partition_remove(srv, p, e);
     }
     return 0;
 }
@@ -443,7 +554,7 @@ static int load_service_cb(void *ctx, const char *name, int partition_count, con
 }
 
 static int load_pending_cb(void *ctx, const char *service, int partition, int64_t seq,
-                           const char *uuid, const void *body, size_t size)
+                           const char *uuid)
 {
     hvd_server_t *srv = ctx;
     hvd_service_t *svc = hvd_service_find(srv, service);
@@ -452,15 +563,8 @@ static int load_pending_cb(void *ctx, const char *service, int partition, int64_
                  "skipped", service, partition, seq);
         return 0;
     }
-    hvd_body_t *b = hvd_body_parse(body, size);
-    if (!b) {
-        hvd_warn("store: event %s in queue %s:%d is not a valid event; skipped", uuid,
-                 service, partition);
-        return 0;
-    }
-    int rc = hvd_partition_insert(&svc->partitions[partition], seq, uuid, b);
-    hvd_body_release(b);
-    return rc;
+    /* The body is read when delivery gets near the entry. */
+    return hvd_partition_insert(srv, &svc->partitions[partition], seq, uuid, NULL);
 }
 
 int hvd_broker_load(hvd_server_t *srv)

@@ -34,13 +34,16 @@ typedef struct hvd_body {
 
 /* One unfinished event in a partition queue.  Entries before the
  * partition's cursor are in flight to @owner (ack mode); entries from the
- * cursor on wait for delivery. */
+ * cursor on wait for delivery.  The event body stays in the store: @body is
+ * set only for waiting entries near the cursor (see HVD_BODY_WINDOW) and is
+ * read from the store before delivery when NULL.  With a 36-character uuid
+ * an entry takes 80 bytes of heap without its body. */
 typedef struct hvd_entry {
     struct hvd_entry *prev, *next;
     int64_t seq;
-    char uuid[64];
     hvd_body_t *body;
     hvd_consumer_t *owner;
+    char uuid[];
 } hvd_entry_t;
 
 typedef struct hvd_partition {
@@ -156,6 +159,7 @@ struct hvd_server {
     uint64_t emits_accepted;
     uint64_t emits_duplicate;
     uint64_t emits_rejected;
+    size_t body_bytes;          /* bodies held by queue entries */
 
     lws_sorted_usec_list_t sweep_sul;
     volatile sig_atomic_t stopping;
@@ -194,8 +198,22 @@ hvd_body_t *hvd_body_new(const void *data, size_t size, int64_t version, const c
 /* Parses a packed event for its version and name; NULL when invalid. */
 hvd_body_t *hvd_body_parse(const void *data, size_t size);
 void hvd_body_release(hvd_body_t *body);
-/* Inserts an entry in seq order (normally at the tail). */
-int hvd_partition_insert(hvd_partition_t *p, int64_t seq, const char *uuid, hvd_body_t *body);
+/* Bodies of waiting entries kept in memory, in bytes, across all queues.
+ * An inserted entry keeps its body while the bodies held take less than
+ * half of this and its predecessor holds its body too.  Delivery reads the
+ * bodies of up to HVD_BODY_WINDOW entries from the cursor in one query and
+ * keeps them while the total stays under HVD_BODY_BUDGET (the entry at the
+ * cursor always).  Entries in flight hold no body. */
+#define HVD_BODY_BUDGET (512 << 10)
+#define HVD_BODY_WINDOW 64
+/* Inserts an entry in seq order (normally at the tail).  @body may be NULL;
+ * the entry keeps it only as described above. */
+int hvd_partition_insert(hvd_server_t *srv, hvd_partition_t *p, int64_t seq, const char *uuid,
+                         hvd_body_t *body);
+/* Returns a reference to the body of @e of @svc:@part (release it with
+ * hvd_body_release), reading it from the store when @e holds none; NULL
+ * when it cannot be read. */
+hvd_body_t *hvd_entry_body(hvd_server_t *srv, hvd_service_t *svc, int part, hvd_entry_t *e);
 /* Loads persisted services and queues; returns 0 or -1. */
 int hvd_broker_load(hvd_server_t *srv);
 hvd_consumer_t *hvd_consumer_join(hvd_service_t *svc, hvd_conn_t *conn, int ack, int prefetch,
@@ -208,7 +226,7 @@ void hvd_service_pump(hvd_service_t *svc);
 /* Finds the entry of @uuid in @p, or NULL. */
 hvd_entry_t *hvd_partition_find(hvd_partition_t *p, const char *uuid);
 /* Removes @e from @p, releasing its owner's window slot. */
-void hvd_partition_remove(hvd_partition_t *p, hvd_entry_t *e);
+void hvd_partition_remove(hvd_server_t *srv, hvd_partition_t *p, hvd_entry_t *e);
 /* Submits a job that deletes the stored queue entry (seq) of @svc:@part. */
 void hvd_broker_complete(hvd_server_t *srv, hvd_service_t *svc, int part, int64_t seq);
 

@@ -353,8 +353,8 @@ static void replay(hvd_server_t *srv, http_req_t *req, hvd_service_t *svc, int p
     int64_t n = srv->store->ops->dlq_replay(srv->store, svc->name, partition, replay_row, &r);
     for (replayed_t *item = r.head, *next; item; item = next) {
         next = item->next;
-        if (n >= 0 && hvd_partition_insert(&svc->partitions[item->partition], item->seq,
-                                           item->uuid, item->body) < 0)
+        if (n >= 0 && hvd_partition_insert(srv, &svc->partitions[item->partition],
+                                           item->seq, item->uuid, item->body) < 0)
             hvd_err("admin: out of memory queueing replayed event %s; it is delivered after "
                     "a restart", item->uuid);
         hvd_body_release(item->body);

@@ -4,9 +4,9 @@
  * implements the same table of operations.
  *
  * Threads: the "writer" operations (begin .. save_service) run only on the
- * store thread; load_* run once at startup before it starts; dlq_* run on
- * the network thread and must not disturb a concurrent writer
- * transaction (SQLite uses a second connection for them).
+ * store thread; load_* run once at startup before it starts; read_bodies
+ * and dlq_* run on the network thread and must not disturb a concurrent
+ * writer transaction (SQLite uses other connections for them).
  */
 #ifndef HVD_STORE_H
 #define HVD_STORE_H
@@ -21,9 +21,13 @@ typedef struct hvd_store hvd_store_t;
 /* One subscription of a service: called once per (service, topic). */
 typedef int hvd_service_cb(void *ctx, const char *service, int partition_count,
                            const char *topic);
-/* One unfinished queue entry, in (service, partition, seq) order. */
+/* One unfinished queue entry, in (service, partition, seq) order.  The
+ * body stays in the store; read_bodies fetches it when it is needed. */
 typedef int hvd_pending_cb(void *ctx, const char *service, int partition, int64_t seq,
-                           const char *uuid, const void *body, size_t body_size);
+                           const char *uuid);
+/* The stored body of one queue entry, in seq order. */
+typedef int hvd_body_cb(void *ctx, int64_t seq, const char *uuid, const void *body,
+                        size_t body_size);
 /* One dead letter. */
 typedef int hvd_dead_letter_cb(void *ctx, int64_t id, int partition, const char *uuid,
                                const void *body, size_t body_size, const char *reason);
@@ -38,6 +42,10 @@ typedef struct hvd_store_ops {
 
     int (*load_services)(hvd_store_t *s, hvd_service_cb *cb, void *ctx);
     int (*load_pending)(hvd_store_t *s, hvd_pending_cb *cb, void *ctx);
+    /* Calls @cb for each committed queue entry of @service:@partition with
+     * @first <= seq <= @last, with its event body.  Returns 0 or -1. */
+    int (*read_bodies)(hvd_store_t *s, const char *service, int partition, int64_t first,
+                       int64_t last, hvd_body_cb *cb, void *ctx);
 
     int (*begin)(hvd_store_t *s);
     int (*commit)(hvd_store_t *s);

@@ -1,8 +1,9 @@
 /*
  * SQLite store: one database file DIR/hivent.db in WAL mode.  The store
  * thread writes through its own connection with prepared statements; the
- * network thread reads and runs admin transactions on a second one, which
- * WAL lets run beside the writer (writers wait on each other through
+ * network thread runs admin transactions on a second one and reads queued
+ * event bodies through a third, read-only one with a small page cache.
+ * WAL lets both run beside the writer (writers wait on each other through
  * busy_timeout).
  */
 #include "store.h"
@@ -72,7 +73,9 @@ typedef struct sqlite_store {
     hvd_store_t base;
     sqlite3 *writer;
     sqlite3 *admin;
+    sqlite3 *reader;
     sqlite3_stmt *stmt[ST_COUNT];
+    sqlite3_stmt *read_bodies;
     char errbuf[256];
 } sqlite_store_t;
 
@@ -109,10 +112,12 @@ static int open_connection(sqlite_store_t *s, const char *path, int sync_full, s
         return -1;
     }
     sqlite3_busy_timeout(*out, BUSY_TIMEOUT_MS);
+    /* A 1 MiB page cache: the pages of a commit are written once and
+     * rarely read again, so a larger cache only grows with the database. */
     char pragmas[256];
     snprintf(pragmas, sizeof(pragmas),
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
-             "PRAGMA cache_size=-65536;",
+             "PRAGMA cache_size=-1024;",
              sync_full ? "FULL" : "NORMAL");
     char *msg = NULL;
     if (sqlite3_exec(*out, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
@@ -124,6 +129,28 @@ static int open_connection(sqlite_store_t *s, const char *path, int sync_full, s
     return 0;
 }
 
+/* Opens the read-only connection for queued event bodies.  Its page cache
+ * stays at 1 MiB: it reads a window of events at a time, and a large cache
+ * would only keep the backlog in memory a second time. */
+static int open_reader(sqlite_store_t *s, const char *path)
+{
+    int rc = sqlite3_open_v2(path, &s->reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(s->errbuf, sizeof(s->errbuf), "cannot open %.200s for reading: %s", path,
+                 s->reader ? sqlite3_errmsg(s->reader) : sqlite3_errstr(rc));
+        return -1;
+    }
+    sqlite3_busy_timeout(s->reader, BUSY_TIMEOUT_MS);
+    if (sqlite3_exec(s->reader, "PRAGMA cache_size=-1024", NULL, NULL, NULL) != SQLITE_OK)
+        return fail(s, s->reader, "set the reader cache size");
+    const char *sql = "SELECT q.seq, q.uuid, e.body FROM queue q JOIN events e ON e.uuid = q.uuid "
+                      "WHERE q.service = ?1 AND q.partition = ?2 AND q.seq BETWEEN ?3 AND ?4 "
+                      "ORDER BY q.seq";
+    if (sqlite3_prepare_v2(s->reader, sql, -1, &s->read_bodies, NULL) != SQLITE_OK)
+        return fail(s, s->reader, "prepare the queued event read");
+    return 0;
+}
+
 static void store_close(hvd_store_t *base)
 {
     sqlite_store_t *s = impl(base);
@@ -131,8 +158,10 @@ static void store_close(hvd_store_t *base)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
+    sqlite3_finalize(s->read_bodies);
     sqlite3_close(s->writer);
     sqlite3_close(s->admin);
+    sqlite3_close(s->reader);
     free(s);
 }
 
@@ -162,16 +191,14 @@ static int store_load_pending(hvd_store_t *base, hvd_pending_cb *cb, void *ctx)
 {
     sqlite_store_t *s = impl(base);
     sqlite3_stmt *st;
-    const char *sql = "SELECT q.service, q.partition, q.seq, q.uuid, e.body FROM queue q "
-                      "JOIN events e ON e.uuid = q.uuid "
-                      "ORDER BY q.service, q.partition, q.seq";
+    const char *sql = "SELECT service, partition, seq, uuid FROM queue "
+                      "ORDER BY service, partition, seq";
     if (sqlite3_prepare_v2(s->admin, sql, -1, &st, NULL) != SQLITE_OK)
         return fail(s, s->admin, "load queues");
     int rc, ret = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         if (cb(ctx, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int(st, 1),
-               sqlite3_column_int64(st, 2), (const char *)sqlite3_column_text(st, 3),
-               sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4)) < 0) {
+               sqlite3_column_int64(st, 2), (const char *)sqlite3_column_text(st, 3)) < 0) {
             ret = -1;
             break;
         }
@@ -179,6 +206,36 @@ static int store_load_pending(hvd_store_t *base, hvd_pending_cb *cb, void *ctx)
     if (ret == 0 && rc != SQLITE_DONE)
         ret = fail(s, s->admin, "load queues");
     sqlite3_finalize(st);
+    return ret;
+}
+
+/* Each call is its own read transaction on the reader connection, so it
+ * sees every commit of the store thread that finished before it. */
+static int store_read_bodies(hvd_store_t *base, const char *service, int partition,
+                             int64_t first, int64_t last, hvd_body_cb *cb, void *ctx)
+{
+    sqlite_store_t *s = impl(base);
+    sqlite3_stmt *st = s->read_bodies;
+    sqlite3_bind_text(st, 1, service, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, partition);
+    sqlite3_bind_int64(st, 3, first);
+    sqlite3_bind_int64(st, 4, last);
+    int rc, ret = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *uuid = (const char *)sqlite3_column_text(st, 1);
+        const void *body = sqlite3_column_blob(st, 2);
+        if (!uuid || !body)
+            continue;
+        if (cb(ctx, sqlite3_column_int64(st, 0), uuid, body,
+               (size_t)sqlite3_column_bytes(st, 2)) < 0) {
+            ret = -1;
+            break;
+        }
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = fail(s, s->reader, "read queued events");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     return ret;
 }
 
@@ -437,6 +494,7 @@ static const hvd_store_ops_t sqlite_ops = {
     .close = store_close,
     .load_services = store_load_services,
     .load_pending = store_load_pending,
+    .read_bodies = store_read_bodies,
     .begin = store_begin,
     .commit = store_commit,
     .rollback = store_rollback,
@@ -485,6 +543,8 @@ hvd_store_t *hvd_store_sqlite_open(const char *dir, int sync_full, char *err, si
             goto fail;
         }
     }
+    if (open_reader(s, path) < 0)
+        goto fail;
     return &s->base;
 fail:
     snprintf(err, err_size, "%s", s->errbuf);

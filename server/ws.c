@@ -720,7 +720,7 @@ static void finish_emit(hvd_server_t *srv, hvd_job_t *job, hvd_conn_t *c)
         for (int i = 0; i < job->target_count; i++) {
             hvd_target_t *t = &job->targets[i];
             hvd_service_t *s = t->service_ref;
-            if (hvd_partition_insert(&s->partitions[t->partition], t->seq, job->uuid, body) < 0)
+            if (hvd_partition_insert(srv, &s->partitions[t->partition], t->seq, job->uuid, body) < 0)
                 hvd_err("out of memory queueing event %s in %s:%d; it is delivered after a "
                         "restart", job->uuid, s->name, t->partition);
             s->stats.emitted++;
@@ -822,7 +822,7 @@ static void handle_ack(hvd_conn_t *c, const hv_frame_t *f, const hvd_channel_t *
         hvd_consumer_t *owner = e->owner;
         svc->stats.acknowledged++;
         hvd_broker_complete(c->server, svc, part, e->seq);
-        hvd_partition_remove(p, e);
+        hvd_partition_remove(c->server, p, e);
         if (owner)
             hvd_consumer_pump(owner);
     }
@@ -876,13 +876,19 @@ static void handle_quarantine(hvd_conn_t *c, const hv_frame_t *f, const hvd_chan
     }
     hvd_service_t *svc = hvd_service_find(srv, c->service);
     hvd_entry_t *e = hvd_partition_find(p, ev->uuid);
-    const void *body = e ? (const void *)e->body->data : (const void *)span;
-    size_t body_size = e ? e->body->size : span_size;
-    if (!(job->body = malloc(body_size))) {
+    /* The stored event goes to the dead-letter queue when it is still
+     * pending, else the one the consumer sent. */
+    hvd_body_t *stored = e ? hvd_entry_body(srv, svc, part, e) : NULL;
+    const void *body = stored ? (const void *)stored->data : (const void *)span;
+    size_t body_size = stored ? stored->size : span_size;
+    job->body = malloc(body_size);
+    if (job->body)
+        memcpy(job->body, body, body_size);
+    hvd_body_release(stored);
+    if (!job->body) {
         snprintf(err, sizeof(err), "out of memory");
         goto reject;
     }
-    memcpy(job->body, body, body_size);
     job->body_size = body_size;
     job->reason = reason ? reason : strdup("");
     reason = NULL;
@@ -897,7 +903,7 @@ static void handle_quarantine(hvd_conn_t *c, const hv_frame_t *f, const hvd_chan
     hvd_committer_submit(srv->committer, job);
     if (e) {
         hvd_consumer_t *owner = e->owner;
-        hvd_partition_remove(p, e);
+        hvd_partition_remove(srv, p, e);
         if (owner)
             hvd_consumer_pump(owner);
     }
