@@ -57,6 +57,12 @@ if ((quick == 0)); then
     tests/valgrind-cycles.sh 50 "$HIVENT_BUILD_DIR"
 fi
 
+# Fault injection against a real hiventd: kill -9 during a stream, a
+# consumer killed mid-stream, a frozen network, a slow consumer, used-up
+# reconnects and destroy from another thread (short counts here).
+[[ -x tests/faults/run.sh ]] && run_suite "fault injection (short)" \
+  tests/faults/run.sh --short "$HIVENT_BUILD_DIR"
+
 # The benchmark harness runs once with small counts so CI notices when it
 # breaks; its figures are not checked (bench/run.sh writes the full report).
 if ((quick == 0)) && [[ -x bench/run.sh ]]; then
