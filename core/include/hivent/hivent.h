@@ -498,8 +498,10 @@ HIVENT_API int hivent_consumer_poll(hivent_consumer_t *consumer, int timeout_ms)
 HIVENT_API hivent_notice_t *hivent_consumer_next(hivent_consumer_t *consumer, int timeout_ms);
 
 /**
- * Marks a consumed event as processed.  With acknowledgements the server
- * then forgets it; without, this only releases the next event. [any thread]
+ * Marks a consumed event as processed.  When the server confirmed
+ * acknowledgements in its join reply, this sends event:ack and the server
+ * completes the event; otherwise it does nothing, because the server
+ * counted the event as done when it pushed it. [any thread]
  */
 HIVENT_API hivent_err_t hivent_consumer_ack(hivent_consumer_t *consumer,
                                             const hivent_event_t *event);
