@@ -170,7 +170,11 @@ static hivent_err_t classify_error(hv_handle_t *h, struct lws *wsi, const char *
     }
     if (strstr(why, "Unable to connect") || strstr(why, "connect"))
         return probe_server(h, msg, size);
-    snprintf(msg, size, "%s", why);
+    /* A plain ws client talking to a TLS port sees the handshake fail
+     * with a read error and nothing more specific. */
+    snprintf(msg, size, "WebSocket handshake with %s:%d failed: %s%s", h->conf->host,
+             h->conf->port, why,
+             h->conf->secure ? "" : "; if the server serves wss, set server.secure = true");
     return HIVENT_ERR_CONNECTION;
 }
 
@@ -936,6 +940,12 @@ int hv_conn_start(hv_handle_t *h, char *err, size_t err_size)
      * kilobytes of loading the system CA store. */
     if (h->conf->secure)
         info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    if (h->conf->ca_file && access(h->conf->ca_file, R_OK) != 0) {
+        snprintf(err, err_size, "tls.ca_file %s: %s", h->conf->ca_file, strerror(errno));
+        free(t);
+        h->timers = NULL;
+        return -1;
+    }
     if (h->conf->ca_file)
         info.client_ssl_ca_filepath = h->conf->ca_file;
     if (h->conf->secure && !h->conf->tls_verify)

@@ -174,6 +174,19 @@ static void client_new_rejects_bad_client_id(void)
     hivent_client_destroy(c);
 }
 
+static void client_new_rejects_missing_ca_file(void)
+{
+    hivent_conf_t *conf = hivent_conf_new();
+    CHECK_INT(hivent_conf_set(conf, "server.secure", "true", NULL, 0), HIVENT_OK);
+    CHECK_INT(hivent_conf_set(conf, "tls.ca_file", "/nonexistent/hivent-ca.pem", NULL, 0),
+              HIVENT_OK);
+    char err[256] = "";
+    CHECK(hivent_client_new(conf, err, sizeof err) == NULL);
+    CHECK_CONTAINS(err, "tls.ca_file /nonexistent/hivent-ca.pem");
+    CHECK_CONTAINS(err, "No such file");
+    hivent_conf_destroy(conf);
+}
+
 int main(void)
 {
     RUN_TEST(client_functions_reject_null);
@@ -182,5 +195,6 @@ int main(void)
     RUN_TEST(notice_accessors_accept_null);
     RUN_TEST(conf_setters_accept_null);
     RUN_TEST(client_new_rejects_bad_client_id);
+    RUN_TEST(client_new_rejects_missing_ca_file);
     return check_summary();
 }
