@@ -4,7 +4,7 @@
 # the Python, Ruby and Lua bindings and the cross-language test.
 #
 # Usage: scripts/test.sh [--quick]
-#   --quick  skips the sanitizer build, the fuzz runs and valgrind.
+#   --quick  skips the sanitizer build, fuzz, valgrind, fault and benchmark runs.
 # Environment: HIVENT_BUILD_DIR (default build/test), JOBS (default nproc).
 set -uo pipefail
 
@@ -60,8 +60,9 @@ fi
 # Fault injection against a real hiventd: kill -9 during a stream, a
 # consumer killed mid-stream, a frozen network, a slow consumer, used-up
 # reconnects and destroy from another thread (short counts here).
-[[ -x tests/faults/run.sh ]] && run_suite "fault injection (short)" \
-  tests/faults/run.sh --short "$HIVENT_BUILD_DIR"
+if ((quick == 0)) && [[ -x tests/faults/run.sh ]]; then
+  run_suite "fault injection (short)" tests/faults/run.sh --short "$HIVENT_BUILD_DIR"
+fi
 
 # The benchmark harness runs once with small counts so CI notices when it
 # breaks; its figures are not checked (bench/run.sh writes the full report).
