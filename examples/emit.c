@@ -27,7 +27,17 @@ static void on_delivery(hivent_client_t *client, hivent_err_t err, const char *e
 int main(int argc, char **argv)
 {
     char errstr[512];
-    int count = argc > 1 ? atoi(argv[1]) : 10;
+    int count = 10;
+    if (argc > 1) {
+        char *end;
+        long n = strtol(argv[1], &end, 10);
+        if (*end || n < 0 || n > 10000000) {
+            fprintf(stderr, "usage: %s [COUNT]\n  COUNT: asynchronous emits after the "
+                    "synchronous one, 0 to 10000000 (default 10)\n", argv[0]);
+            return 2;
+        }
+        count = (int)n;
+    }
 
     hivent_conf_t *conf = hivent_conf_new();
     if (hivent_conf_set(conf, "client_id", "example-emitter", errstr, sizeof errstr) ||
