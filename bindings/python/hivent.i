@@ -212,6 +212,12 @@ HV_PY_PAYLOAD_IN(meta_subset, meta_subset_size, "meta")
  * from Python; the binding copies events into Python objects instead. */
 %ignore hivent_event_dup;
 
+/* hivent_emit_async() only encodes the event and appends it to the send
+ * queue under a short mutex; it never waits.  It keeps the GIL: releasing
+ * it on every emit handed the GIL to the dispatcher thread once per event,
+ * and the emitting thread then waited to get it back. */
+%nothread hivent_emit_async;
+
 %include "../swig/hivent_common.i"
 
 /* ---- helpers that build Python objects (need the GIL) ---- */
@@ -272,6 +278,44 @@ static PyObject *hv_py_notice_fields(const hivent_notice_t *notice)
                          hv_py_text(facility), hv_py_text(message));
 }
 
+/* Takes up to @max notices of @client and returns their field tuples as a
+ * list.  Only the wait for the first notice releases the GIL; the others
+ * are already queued, so taking them needs no wait, and the dispatcher
+ * does not give the GIL away and take it back once per notice.  A notice
+ * that cannot be converted (out of memory) raises when it is the first;
+ * after the first it is reported as unraisable and the list so far is
+ * returned, so the converted ones are not lost. */
+static PyObject *hv_py_client_drain(hivent_client_t *client, int timeout_ms, int max)
+{
+    hivent_notice_t *notice;
+    Py_BEGIN_ALLOW_THREADS
+    notice = hivent_client_next(client, timeout_ms);
+    Py_END_ALLOW_THREADS
+    PyObject *list = PyList_New(0);
+    if (!list) {
+        hivent_notice_destroy(notice);
+        return NULL;
+    }
+    while (notice) {
+        PyObject *fields = hv_py_notice_fields(notice);
+        hivent_notice_destroy(notice);
+        if (!fields || PyList_Append(list, fields) < 0) {
+            Py_XDECREF(fields);
+            if (PyList_GET_SIZE(list) == 0) {
+                Py_DECREF(list);
+                return NULL;
+            }
+            PyErr_WriteUnraisable(list);
+            break;
+        }
+        Py_DECREF(fields);
+        if (PyList_GET_SIZE(list) >= max)
+            break;
+        notice = hivent_client_next(client, 0);
+    }
+    return list;
+}
+
 static PyObject *hv_py_set_hooks_object(PyObject *error_factory, PyObject *ext_type)
 {
     if (hv_py_set_hooks(error_factory, ext_type) < 0)
@@ -286,9 +330,11 @@ static PyObject *hv_py_set_hooks_object(PyObject *error_factory, PyObject *ext_t
 %rename(event_fields) hv_py_event_tuple;
 %rename(notice_fields) hv_py_notice_fields;
 %rename(set_hooks) hv_py_set_hooks_object;
+%rename(client_drain) hv_py_client_drain;
 PyObject *hv_py_pack_object(PyObject *value);
 PyObject *hv_py_unpack_object(PyObject *data);
 PyObject *hv_py_event_tuple(const hivent_event_t *event);
 PyObject *hv_py_notice_fields(const hivent_notice_t *notice);
 PyObject *hv_py_set_hooks_object(PyObject *error_factory, PyObject *ext_type);
+PyObject *hv_py_client_drain(hivent_client_t *client, int timeout_ms, int max);
 %thread;

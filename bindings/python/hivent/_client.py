@@ -7,7 +7,7 @@ import itertools
 import os
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, _base
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from . import capi
@@ -26,6 +26,27 @@ from ._notices import (
 )
 
 DeliveryCallback = Callable[[Optional[BaseException], Optional[Event]], Any]
+
+# The wrapped C function itself, without the pass-through Python function
+# that SWIG's proxy module defines around it.
+_emit_async = getattr(capi, "_capi", capi).hivent_emit_async
+
+
+class _EmitFuture(Future):
+    """The Future of one emit: it starts running, so cancel() returns False.
+
+    Future() followed by set_running_or_notify_cancel() takes and releases
+    the new condition once more per emit; this sets the same fields in one
+    step.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._state = _base.RUNNING
+        self._result = None
+        self._exception = None
+        self._waiters: list = []
+        self._done_callbacks: list = []
 
 # Maximum time the dispatcher thread waits in hivent_client_next(), so it
 # notices close() quickly.  A sync emit waits in slices of this length too,
@@ -207,16 +228,31 @@ class Client:
         the callback is logged with its traceback.  Errors known at once
         (invalid arguments, full queue, failed state) raise here.
         """
-        self._check_usable()
-        self._check_emit_args(name, version, cid, key)
-        return self._queue_emit(name, payload, version, cid, key, callback)[1]
+        if self._closed or self._inherited:
+            self._check_usable()
+        # Common case checked inline: str name and key without NUL, no cid.
+        if not (type(name) is str and "\0" not in name and cid is None
+                and (key is None or (type(key) is str and "\0" not in key))
+                and type(version) is int):
+            self._check_emit_args(name, version, cid, key)
+        future = _EmitFuture()
+        msg_id = next(self._ids)
+        with self._lock:
+            self._pending[msg_id] = (future, callback)
+        try:
+            _emit_async(self._handle, name, payload, version, cid, key, msg_id)
+        except BaseException:
+            with self._lock:
+                self._pending.pop(msg_id, None)
+                self._drained.notify_all()
+            raise
+        return future
 
     def _queue_emit(self, name: str, payload: Optional[Dict[str, Any]], version: int,
                     cid: Optional[str], key: Optional[str],
                     callback: Optional[DeliveryCallback]) -> Tuple[int, "Future[Event]"]:
         """Queue an emit in the core and return its id and the Future of its result."""
-        future: "Future[Event]" = Future()
-        future.set_running_or_notify_cancel()
+        future: "Future[Event]" = _EmitFuture()
         msg_id = next(self._ids)
         with self._lock:
             self._pending[msg_id] = (future, callback)
@@ -305,17 +341,13 @@ class Client:
             handled = 0
             if self._handle is None:
                 return 0
-            notice = capi.hivent_client_next(self._handle, timeout_ms)
-            while notice is not None:
-                try:
-                    fields = capi.notice_fields(notice)
-                finally:
-                    capi.hivent_notice_destroy(notice)
+            # One call takes the whole batch; a callback that closes the
+            # client leaves the rest to close(), which already failed them.
+            for fields in capi.client_drain(self._handle, timeout_ms, DRAIN_MAX + 1):
                 self._handle_notice(fields)
                 handled += 1
-                if handled > DRAIN_MAX or self._handle is None:
+                if self._handle is None:
                     break
-                notice = capi.hivent_client_next(self._handle, 0)
             return handled
 
     def _handle_notice(self, fields: Tuple[Any, ...]) -> None:
