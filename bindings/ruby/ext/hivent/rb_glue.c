@@ -213,7 +213,9 @@ VALUE hv_rb_event_msgpack(const hivent_event_t *event)
     return rb_str_new(packed, (long)size);
 }
 
-VALUE hv_rb_event_fields(const hivent_event_t *event)
+/* The payload slot holds a Hash, or with @packed its MessagePack bytes as
+ * a binary String (an empty Hash when there are none). */
+static VALUE event_fields(const hivent_event_t *event, int packed)
 {
     VALUE fields;
 
@@ -221,7 +223,14 @@ VALUE hv_rb_event_fields(const hivent_event_t *event)
         rb_raise(rb_eArgError, "event is nil");
     fields = rb_ary_new_capa(10);
     rb_ary_push(fields, string_or_nil(hivent_event_name(event)));
-    rb_ary_push(fields, hv_rb_event_payload(event));
+    if (packed) {
+        size_t size = 0;
+        const void *payload = hivent_event_payload(event, &size);
+
+        rb_ary_push(fields, payload && size > 0 ? rb_str_new(payload, (long)size) : rb_hash_new());
+    } else {
+        rb_ary_push(fields, hv_rb_event_payload(event));
+    }
     rb_ary_push(fields, LL2NUM(hivent_event_version(event)));
     rb_ary_push(fields, string_or_nil(hivent_event_cid(event)));
     rb_ary_push(fields, string_or_nil(hivent_event_key(event)));
@@ -233,7 +242,12 @@ VALUE hv_rb_event_fields(const hivent_event_t *event)
     return fields;
 }
 
-VALUE hv_rb_notice_fields(const hivent_notice_t *notice)
+VALUE hv_rb_event_fields(const hivent_event_t *event)
+{
+    return event_fields(event, 0);
+}
+
+static VALUE notice_fields(const hivent_notice_t *notice, int packed)
 {
     hivent_notice_type_t type;
     const hivent_event_t *event;
@@ -248,7 +262,7 @@ VALUE hv_rb_notice_fields(const hivent_notice_t *notice)
     rb_ary_push(fields, INT2NUM((int)hivent_notice_err(notice)));
     rb_ary_push(fields, string_or_nil(hivent_notice_errstr(notice)));
     rb_ary_push(fields, ULL2NUM(type == HIVENT_NOTICE_DELIVERY ? hivent_notice_msg_id(notice) : 0));
-    rb_ary_push(fields, event ? hv_rb_event_fields(event) : Qnil);
+    rb_ary_push(fields, event ? event_fields(event, packed) : Qnil);
     if (type == HIVENT_NOTICE_STATE) {
         rb_ary_push(fields, INT2NUM((int)hivent_notice_state(notice)));
         rb_ary_push(fields, INT2NUM(hivent_notice_attempt(notice)));
@@ -268,6 +282,16 @@ VALUE hv_rb_notice_fields(const hivent_notice_t *notice)
         rb_ary_push(fields, Qnil);
     }
     return fields;
+}
+
+VALUE hv_rb_notice_fields(const hivent_notice_t *notice)
+{
+    return notice_fields(notice, 0);
+}
+
+VALUE hv_rb_notice_fields_packed(const hivent_notice_t *notice)
+{
+    return notice_fields(notice, 1);
 }
 
 /* ------------------------------------------------------------------ */

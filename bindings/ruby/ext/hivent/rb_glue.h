@@ -56,6 +56,13 @@ hivent_notice_t *hv_rb_consumer_next(hivent_consumer_t *consumer, int timeout_ms
 VALUE hv_rb_notice_fields(const hivent_notice_t *notice);
 
 /*
+ * As hv_rb_notice_fields(), but the payload of the event stays MessagePack
+ * bytes (a binary String; an empty Hash when the payload is empty), for
+ * Event.from_packed_fields, which decodes it when it is first read.
+ */
+VALUE hv_rb_notice_fields_packed(const hivent_notice_t *notice);
+
+/*
  * Converts @event to an Array
  * [name, payload, version, cid, key, producer, uuid, created_at, queue,
  *  partition] with payload a Hash and missing strings as nil.

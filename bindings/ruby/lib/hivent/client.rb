@@ -268,7 +268,7 @@ module Hivent
 
     def dispatch_notice(notice)
       fields = begin
-        Native.notice_fields(notice)
+        Native.notice_fields_packed(notice)
       rescue Hivent::Error => e
         unreadable_notice(notice, e)
       ensure
@@ -293,7 +293,7 @@ module Hivent
 
     def delivery_notice(fields)
       error = fields[FIELD_ERR].zero? ? nil : Error.build(fields[FIELD_ERR], fields[FIELD_ERRSTR])
-      event = fields[FIELD_EVENT] && Event.from_fields(fields[FIELD_EVENT])
+      event = fields[FIELD_EVENT] && Event.from_packed_fields(fields[FIELD_EVENT])
       complete_delivery(fields[FIELD_MSG_ID], event, error)
     end
 

@@ -6,7 +6,7 @@ module Hivent
   # "created_at").  Consumed events also carry their partition queue
   # ("SERVICE:PARTITION") and partition number.
   class Event
-    attr_reader :name, :payload, :meta, :queue, :partition
+    attr_reader :name, :meta, :queue, :partition
 
     # Builds an Event from the Array that Native.event_fields returns.
     def self.from_fields(fields)
@@ -14,6 +14,17 @@ module Hivent
       meta = { "version" => version, "cid" => cid, "key" => key, "producer" => producer,
                "uuid" => uuid, "created_at" => created_at }
       new(name, payload, meta, queue: queue, partition: partition.negative? ? nil : partition)
+    end
+
+    # Builds an Event from fields whose payload may still be MessagePack
+    # bytes (Native.notice_fields_packed).  The payload is decoded when
+    # #payload is first called, so a delivery report whose event nobody
+    # reads costs no Hash; a payload that cannot be decoded raises
+    # Hivent::Error there.
+    def self.from_packed_fields(fields)
+      event = from_fields(fields)
+      event.instance_variable_set(:@packed, fields[1]) if fields[1].is_a?(String)
+      event
     end
 
     # Builds an Event from a native event handle; the handle stays with the caller.
@@ -27,6 +38,19 @@ module Hivent
       @meta = meta
       @queue = queue
       @partition = partition
+      @packed = nil
+    end
+
+    # The payload Hash, with String keys.
+    def payload
+      packed = @packed
+      if packed
+        # Set before @packed is cleared: another thread sees either the
+        # bytes, which it decodes again, or the Hash.
+        @payload = Native.payload_unpack(packed)
+        @packed = nil
+      end
+      @payload
     end
 
     def version = meta["version"]
