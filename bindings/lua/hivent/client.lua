@@ -77,6 +77,11 @@ local function invalid_arg(message)
   errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG, message, 4)
 end
 
+-- Options of an emit without any; shared, and never written to.
+local NO_OPTIONS = setmetatable({}, {
+  __newindex = function() error("emit options table is read-only", 2) end,
+})
+
 local function check_emit_args(name, payload, options)
   if type(name) ~= "string" or name == "" then
     invalid_arg("event name must be a non-empty string, got " .. tostring(name))
@@ -87,15 +92,18 @@ local function check_emit_args(name, payload, options)
   if options ~= nil and type(options) ~= "table" then
     invalid_arg("emit options must be a table or nil, got " .. type(options))
   end
-  options = options or {}
+  options = options or NO_OPTIONS
   local version = options.version or 1
   if math.tointeger(version) == nil then
     invalid_arg("version must be an integer, got " .. tostring(version))
   end
-  for _, field in ipairs({ "cid", "key" }) do
-    if options[field] ~= nil and type(options[field]) ~= "string" then
-      invalid_arg(field .. " must be a string or nil, got " .. type(options[field]))
-    end
+  -- Checked one by one: a loop over { "cid", "key" } built a table per emit.
+  local cid, key = options.cid, options.key
+  if cid ~= nil and type(cid) ~= "string" then
+    invalid_arg("cid must be a string or nil, got " .. type(cid))
+  end
+  if key ~= nil and type(key) ~= "string" then
+    invalid_arg("key must be a string or nil, got " .. type(key))
   end
   return options, math.tointeger(version)
 end
@@ -104,12 +112,17 @@ end
 -- error when it cannot convert an argument (a payload value of an
 -- unsupported type, nesting deeper than 64 levels, a version out of the
 -- C int range); that error is raised again as a structured error.
-local function call_core(fn, ...)
-  local results = table.pack(pcall(fn, ...))
-  if not results[1] then
-    error(errors.wrap(results[2], errors.codes.HIVENT_ERR_INVALID_ARG), 3)
+-- The results pass through varargs, without a table per call.  call_core
+-- tail-calls core_results, so level 3 is the caller of the emit function.
+local function core_results(ok, ...)
+  if not ok then
+    error(errors.wrap((...), errors.codes.HIVENT_ERR_INVALID_ARG), 3)
   end
-  return table.unpack(results, 2, results.n)
+  return ...
+end
+
+local function call_core(fn, ...)
+  return core_results(pcall(fn, ...))
 end
 
 --- Emits an event and waits for the server's reply.  Options: version
