@@ -294,6 +294,48 @@ VALUE hv_rb_notice_fields_packed(const hivent_notice_t *notice)
     return notice_fields(notice, 1);
 }
 
+static VALUE convert_packed(VALUE notice)
+{
+    return notice_fields((const hivent_notice_t *)notice, 1);
+}
+
+VALUE hv_rb_client_drain(hivent_client_t *client, int timeout_ms, int max)
+{
+    hv_rb_wait_t w = { client, NULL, 0, NULL };
+    hivent_notice_t *notice;
+    VALUE list;
+
+    if (!client)
+        rb_raise(rb_eArgError, "client is nil");
+    if (max < 1)
+        max = 1;
+    notice = wait_for_notice(&w, timeout_ms);
+    if (!notice)
+        return rb_ary_new();
+    list = rb_ary_new();
+    while (notice) {
+        int state = 0;
+        VALUE fields = rb_protect(convert_packed, (VALUE)notice, &state);
+
+        if (state) {
+            VALUE exc = rb_errinfo();
+
+            rb_set_errinfo(Qnil);
+            fields = rb_ary_new_from_args(3, exc, INT2NUM((int)hivent_notice_type(notice)),
+                                          ULL2NUM(hivent_notice_msg_id(notice)));
+        }
+        hivent_notice_destroy(notice);
+        rb_ary_push(list, fields);
+        if (RARRAY_LEN(list) >= max)
+            break;
+        /* Already queued notices are taken without releasing the GVL. */
+        w.slice_ms = 0;
+        next_without_gvl(&w);
+        notice = w.notice;
+    }
+    return list;
+}
+
 /* ------------------------------------------------------------------ */
 /* Configuration and payload helpers                                   */
 /* ------------------------------------------------------------------ */

@@ -63,6 +63,17 @@ VALUE hv_rb_notice_fields(const hivent_notice_t *notice);
 VALUE hv_rb_notice_fields_packed(const hivent_notice_t *notice);
 
 /*
+ * Takes up to @max notices of @client, waiting for the first as
+ * hv_rb_client_next() does, and returns an Array with one entry per
+ * notice: the Array of hv_rb_notice_fields_packed(), or
+ * [exception, type, msg_id] for a notice that could not be converted.
+ * The notices are freed.  An empty Array means none arrived in time.
+ * One call per batch saves a wrapped pointer object and two method calls
+ * per notice.
+ */
+VALUE hv_rb_client_drain(hivent_client_t *client, int timeout_ms, int max);
+
+/*
  * Converts @event to an Array
  * [name, payload, version, cid, key, producer, uuid, created_at, queue,
  *  partition] with payload a Hash and missing strings as nil.

@@ -18,6 +18,8 @@ module Hivent
     DRAIN_LIMIT = 10_000
     # Asynchronous emits between two dispatches of ready delivery reports.
     DISPATCH_EVERY = 64
+    # Notices converted per call into the extension while dispatching.
+    DRAIN_BATCH = 256
 
     attr_reader :config, :last_error
 
@@ -255,39 +257,34 @@ module Hivent
     # while this thread has the polling role.
     def pump(seconds)
       count = 0
-      notice = Native.client_next(handle, to_ms(seconds))
-      while notice
-        dispatch_notice(notice)
-        count += 1
-        break if count >= DRAIN_LIMIT || @handle.nil?
+      wait = to_ms(seconds)
+      while count < DRAIN_LIMIT
+        batch = Native.client_drain(handle, wait, [DRAIN_BATCH, DRAIN_LIMIT - count].min)
+        return count if batch.empty?
 
-        notice = Native.client_next(handle, 0)
+        batch.each do |fields|
+          dispatch_fields(fields)
+          count += 1
+          # The rest of the batch belongs to emits that closing failed.
+          return count if @handle.nil?
+        end
+        wait = 0
       end
       count
     end
 
-    def dispatch_notice(notice)
-      fields = begin
-        Native.notice_fields_packed(notice)
-      rescue Hivent::Error => e
-        unreadable_notice(notice, e)
-      ensure
-        Native.hivent_notice_destroy(notice)
-      end
-      return unless fields
+    def dispatch_fields(fields)
+      return unreadable_notice(*fields) if fields[0].is_a?(Exception)
       return if handle_common_notice(fields)
 
       delivery_notice(fields) if fields[FIELD_TYPE] == NOTICE_DELIVERY
     end
 
-    # A notice whose event cannot be decoded; a delivery still completes,
-    # with the decoding error.
-    def unreadable_notice(notice, error)
-      type = Native.hivent_notice_type(notice)
+    # A notice that could not be converted; a delivery still completes,
+    # with the error.
+    def unreadable_notice(error, type, id)
       logger.error("hivent") { "#{notice_source}: notice of type #{type} has an unreadable event: #{error.message}" }
-      return nil unless type == NOTICE_DELIVERY
-
-      complete_delivery(Native.hivent_notice_msg_id(notice), nil, error)
+      complete_delivery(id, nil, error) if type == NOTICE_DELIVERY
       nil
     end
 
