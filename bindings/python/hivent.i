@@ -255,7 +255,7 @@ static PyObject *hv_py_event_tuple(const hivent_event_t *event)
 
 /* Returns (type, err, errstr, msg_id, event_fields, state, attempt,
  * next_attempt_ms, log_level, log_facility, log_message). */
-static PyObject *hv_py_notice_fields(const hivent_notice_t *notice)
+static PyObject *notice_fields(const hivent_notice_t *notice, int packed)
 {
     if (!notice)
         Py_RETURN_NONE;
@@ -264,7 +264,8 @@ static PyObject *hv_py_notice_fields(const hivent_notice_t *notice)
     Py_INCREF(event);
     if (type == HIVENT_NOTICE_DELIVERY || type == HIVENT_NOTICE_EVENT) {
         Py_DECREF(event);
-        event = hv_py_event_fields(hivent_notice_event(notice));
+        event = packed ? hv_py_event_fields_packed(hivent_notice_event(notice))
+                       : hv_py_event_fields(hivent_notice_event(notice));
         if (!event)
             return NULL;
     }
@@ -278,8 +279,13 @@ static PyObject *hv_py_notice_fields(const hivent_notice_t *notice)
                          hv_py_text(facility), hv_py_text(message));
 }
 
+static PyObject *hv_py_notice_fields(const hivent_notice_t *notice)
+{
+    return notice_fields(notice, 0);
+}
+
 /* Takes up to @max notices of @client and returns their field tuples as a
- * list.  Only the wait for the first notice releases the GIL; the others
+ * list, with event payloads left as MessagePack bytes.  Only the wait for the first notice releases the GIL; the others
  * are already queued, so taking them needs no wait, and the dispatcher
  * does not give the GIL away and take it back once per notice.  A notice
  * that cannot be converted (out of memory) raises when it is the first;
@@ -297,7 +303,7 @@ static PyObject *hv_py_client_drain(hivent_client_t *client, int timeout_ms, int
         return NULL;
     }
     while (notice) {
-        PyObject *fields = hv_py_notice_fields(notice);
+        PyObject *fields = notice_fields(notice, 1);
         hivent_notice_destroy(notice);
         if (!fields || PyList_Append(list, fields) < 0) {
             Py_XDECREF(fields);

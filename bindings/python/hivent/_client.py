@@ -380,7 +380,7 @@ class Client:
     @staticmethod
     def _resolve(entry: Tuple[Future, Optional[DeliveryCallback]], fields: Tuple[Any, ...]) -> None:
         future, callback = entry
-        event = Event.from_fields(fields[4]) if fields[4] is not None else None
+        event = Event.from_packed_fields(fields[4]) if fields[4] is not None else None
         if fields[1] == 0:
             future.set_result(event)  # type: ignore[arg-type]
             if callback is not None:

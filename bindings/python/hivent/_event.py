@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict, Optional, Tuple
+
+from . import capi
 
 META_KEYS = ("version", "cid", "key", "producer", "uuid", "created_at")
 
@@ -16,7 +19,10 @@ class Event:
     are None otherwise.
     """
 
-    __slots__ = ("name", "payload", "meta", "queue", "partition")
+    __slots__ = ("name", "_payload", "_packed", "meta", "queue", "partition")
+
+    # Serialises the first decoding of a payload kept as MessagePack bytes.
+    _decode_lock = threading.Lock()
 
     def __init__(
         self,
@@ -27,7 +33,8 @@ class Event:
         partition: Optional[int] = None,
     ) -> None:
         self.name = name
-        self.payload = payload if payload is not None else {}
+        self._payload = payload if payload is not None else {}
+        self._packed: Optional[bytes] = None
         self.meta = dict.fromkeys(META_KEYS)
         if meta:
             self.meta.update(meta)
@@ -40,7 +47,12 @@ class Event:
         name, payload, version, cid, key, producer, uuid, created_at, queue, partition = fields
         event = cls.__new__(cls)
         event.name = name
-        event.payload = payload
+        if type(payload) is bytes:
+            event._payload = None
+            event._packed = payload
+        else:
+            event._payload = payload
+            event._packed = None
         event.meta = {
             "version": version,
             "cid": cid,
@@ -52,6 +64,28 @@ class Event:
         event.queue = queue
         event.partition = partition if partition is not None and partition >= 0 else None
         return event
+
+    @classmethod
+    def from_packed_fields(cls, fields: Tuple[Any, ...]) -> "Event":
+        """Build an event from capi.client_drain() fields, whose payload may be
+        MessagePack bytes; it is decoded when ``payload`` is first read, so a
+        delivery whose event nobody reads builds no dict.  A payload that
+        cannot be decoded raises there."""
+        return cls.from_fields(fields)
+
+    @property
+    def payload(self) -> Dict[Any, Any]:
+        if self._packed is not None:
+            with Event._decode_lock:
+                if self._packed is not None:
+                    self._payload = capi.unpack(self._packed)
+                    self._packed = None
+        return self._payload  # type: ignore[return-value]
+
+    @payload.setter
+    def payload(self, value: Dict[Any, Any]) -> None:
+        self._payload = value
+        self._packed = None
 
     @property
     def version(self) -> int:

@@ -577,14 +577,20 @@ static PyObject *text_or_none(const char *s)
     return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogateescape");
 }
 
-PyObject *hv_py_event_fields(const hivent_event_t *event)
+static PyObject *event_fields(const hivent_event_t *event, int packed)
 {
     size_t size = 0;
 
     if (!event)
         Py_RETURN_NONE;
     const void *payload = hivent_event_payload(event, &size);
-    PyObject *payload_obj = payload && size > 0 ? hv_py_unpack(payload, size) : PyDict_New();
+    PyObject *payload_obj;
+    if (!payload || size == 0)
+        payload_obj = PyDict_New();
+    else if (packed)
+        payload_obj = PyBytes_FromStringAndSize(payload, (Py_ssize_t)size);
+    else
+        payload_obj = hv_py_unpack(payload, size);
     if (!payload_obj)
         return NULL;
     return Py_BuildValue("(NNLNNNNNNi)",
@@ -597,4 +603,14 @@ PyObject *hv_py_event_fields(const hivent_event_t *event)
                          text_or_none(hivent_event_created_at(event)),
                          text_or_none(hivent_event_queue(event)),
                          hivent_event_partition(event));
+}
+
+PyObject *hv_py_event_fields(const hivent_event_t *event)
+{
+    return event_fields(event, 0);
+}
+
+PyObject *hv_py_event_fields_packed(const hivent_event_t *event)
+{
+    return event_fields(event, 1);
 }

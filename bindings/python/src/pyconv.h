@@ -43,6 +43,13 @@ PyObject *hv_py_unpack(const void *data, size_t size);
 PyObject *hv_py_event_fields(const hivent_event_t *event);
 
 /*
+ * As hv_py_event_fields(), but a non-empty payload stays MessagePack bytes
+ * (a bytes object) for Event.from_packed_fields(), which decodes it when
+ * it is first read.
+ */
+PyObject *hv_py_event_fields_packed(const hivent_event_t *event);
+
+/*
  * Raises the exception class registered for @code with @message (or the
  * core's text for @code when @message is NULL or empty).  Code 0 raises the
  * base class.
