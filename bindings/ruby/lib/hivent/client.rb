@@ -71,13 +71,15 @@ module Hivent
     # dispatched.  An error raised here (invalid argument, full queue,
     # failed state) means no report will come.
     def emit_async(name, payload = {}, version:, cid: nil, key: nil, &block)
-      args = [text_arg(name, "name"), payload, integer_arg(version, "version"),
-              text_arg(cid, "cid"), text_arg(key, "key")]
+      name = text_arg(name, "name")
+      version = integer_arg(version, "version")
+      cid = text_arg(cid, "cid")
+      key = text_arg(key, "key")
       delivery = @lock.synchronize do
         # Holding the lock keeps #close from destroying the handle during the call.
         native = handle
         pending = Delivery.new(self, @next_id + 1, block)
-        Native.hivent_emit_async(native, *args, pending.id)
+        Native.hivent_emit_async(native, name, payload, version, cid, key, pending.id)
         @next_id = pending.id
         @pending[pending.id] = pending
       end

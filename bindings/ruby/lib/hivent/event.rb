@@ -22,8 +22,8 @@ module Hivent
     # reads costs no Hash; a payload that cannot be decoded raises
     # Hivent::Error there.
     def self.from_packed_fields(fields)
-      event = from_fields(fields)
-      event.instance_variable_set(:@packed, fields[1]) if fields[1].is_a?(String)
+      event = allocate
+      event.send(:load_packed_fields, fields)
       event
     end
 
@@ -78,6 +78,26 @@ module Hivent
     def hash
       [to_h, queue, partition].hash
     end
+
+    private
+
+    # Sets every field from +fields+ without keyword arguments, which cost
+    # a Hash per event on a path that runs once per delivery report.
+    def load_packed_fields(fields)
+      @name, payload, version, cid, key, producer, uuid, created_at, @queue, partition = fields
+      @meta = { "version" => version, "cid" => cid, "key" => key, "producer" => producer,
+                "uuid" => uuid, "created_at" => created_at }
+      @partition = partition.negative? ? nil : partition
+      if payload.is_a?(String)
+        @payload = nil
+        @packed = payload
+      else
+        @payload = payload
+        @packed = nil
+      end
+    end
+
+    public
 
     def inspect
       "#<Hivent::Event #{name} v#{version} uuid=#{uuid.inspect} payload=#{payload.inspect}>"
