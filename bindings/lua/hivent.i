@@ -142,6 +142,7 @@
 %native(sleep) int hv_lua_native_sleep(lua_State *L);
 %native(wait_fds) int hv_lua_native_wait_fds(lua_State *L);
 %native(event_table) int hv_lua_native_event_table(lua_State *L);
+%native(take_delivery) int hv_lua_native_take_delivery(lua_State *L);
 
 %wrapper %{
 /* event_table(event) -> table for an event borrowed from a notice. */
@@ -153,5 +154,45 @@ static int hv_lua_native_event_table(lua_State *L)
         return luaL_argerror(L, 1, "expected an event pointer");
     hv_lua_push_event(L, event);
     return 1;
+}
+
+static int push_event_protected(lua_State *L)
+{
+    hv_lua_push_event(L, (const hivent_event_t *)lua_touserdata(L, 1));
+    return 1;
+}
+
+/* take_delivery(notice) -> msg_id, err, errstr, ok, event
+ * Reads a delivery notice in one call and destroys it.  ok is true and
+ * event the event table (nil when the notice has none), or ok is false
+ * and event the message of the conversion error.  One call in place of
+ * five saves a pointer type check and a wrapper call for each. */
+static int hv_lua_native_take_delivery(lua_State *L)
+{
+    hivent_notice_t *notice = NULL;
+
+    if (!SWIG_IsOK(SWIG_ConvertPtr(L, 1, (void **)&notice, SWIGTYPE_p_hivent_notice_s, 0)) ||
+        !notice)
+        return luaL_argerror(L, 1, "expected a notice pointer");
+    hivent_err_t err = hivent_notice_err(notice);
+    const hivent_event_t *event = hivent_notice_event(notice);
+    lua_pushinteger(L, (lua_Integer)hivent_notice_msg_id(notice));
+    lua_pushinteger(L, (lua_Integer)err);
+    if (err != HIVENT_OK)
+        lua_pushstring(L, hivent_notice_errstr(notice));
+    else
+        lua_pushnil(L);
+    if (!event) {
+        lua_pushboolean(L, 1);
+        lua_pushnil(L);
+    } else {
+        lua_pushcfunction(L, push_event_protected);
+        lua_pushlightuserdata(L, (void *)event);
+        int status = lua_pcall(L, 1, 1, 0);
+        lua_pushboolean(L, status == LUA_OK);
+        lua_insert(L, -2);
+    }
+    hivent_notice_destroy(notice);
+    return 5;
 }
 %}

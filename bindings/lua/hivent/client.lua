@@ -170,18 +170,11 @@ function Client:emit_async(name, payload, options, callback)
 end
 
 function Client:_deliver(notice)
-  local id = core.hivent_notice_msg_id(notice)
-  local code = core.hivent_notice_err(notice)
-  local event_ptr = core.hivent_notice_event(notice)
-  local ok, event = true, nil
-  if event_ptr ~= nil then
-    ok, event = pcall(core.event_table, event_ptr)
-  end
+  local id, code, errstr, ok, event = core.take_delivery(notice)
   local err = nil
   if code ~= 0 then
-    err = errors.new(code, core.hivent_notice_errstr(notice))
+    err = errors.new(code, errstr)
   end
-  core.hivent_notice_destroy(notice)
   if not ok then
     log.error(self.label, string.format("cannot convert the delivered event of emit %d: %s",
       id, tostring(event)))
