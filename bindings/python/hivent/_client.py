@@ -120,6 +120,9 @@ class Client:
         # exception such as KeyboardInterrupt); their results are dropped.
         self._abandoned: Set[int] = set()
         self._in_callback = 0  # results being resolved, no longer in _pending
+        # Notices taken from the core whose handling an exception such as
+        # KeyboardInterrupt cut short; the next poll handles them first.
+        self._backlog: list = []
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._poll_lock = threading.RLock()
@@ -341,41 +344,57 @@ class Client:
             handled = 0
             if self._handle is None:
                 return 0
-            # One call takes the whole batch; a callback that closes the
-            # client leaves the rest to close(), which already failed them.
-            for fields in capi.client_drain(self._handle, timeout_ms, DRAIN_MAX + 1):
-                self._handle_notice(fields)
-                handled += 1
-                if self._handle is None:
-                    break
+            # Results taken from _pending but not resolved yet count in
+            # _in_callback, so flush() waits for them; they are counted
+            # down once per batch instead of once per notice.
+            taken = 0
+            batch = self._backlog
+            if batch:
+                self._backlog = []
+            else:
+                batch = capi.client_drain(self._handle, timeout_ms, DRAIN_MAX + 1)
+            try:
+                # A callback that closes the client leaves the rest of the
+                # batch to close(), which already failed them.
+                for fields in batch:
+                    handled += 1
+                    if fields[0] != NOTICE_DELIVERY:
+                        handle_common(fields, "client", self._on_state, self._on_error)
+                    else:
+                        entry = self._take_pending(fields[3])
+                        if entry is not None:
+                            taken += 1
+                            self._resolve(entry, fields)
+                    if self._handle is None:
+                        break
+            except BaseException:
+                self._backlog = batch[handled:] + self._backlog
+                raise
+            finally:
+                if taken:
+                    with self._lock:
+                        self._in_callback -= taken
+                        if not self._pending and not self._in_callback:
+                            self._drained.notify_all()
             return handled
 
-    def _handle_notice(self, fields: Tuple[Any, ...]) -> None:
-        if fields[0] != NOTICE_DELIVERY:
-            handle_common(fields, "client", self._on_state, self._on_error)
-            return
-        msg_id = fields[3]
+    def _take_pending(self, msg_id: int) -> Optional[Tuple[Future, Optional[DeliveryCallback]]]:
+        """Remove and return the entry of emit @msg_id, counting it in _in_callback.
+
+        Returns None (and logs) when the emit is not pending.
+        """
         with self._lock:
             entry = self._pending.pop(msg_id, None)
             if entry is not None:
                 self._in_callback += 1
-                abandoned = False
-            else:
-                abandoned = msg_id in self._abandoned
-                self._abandoned.discard(msg_id)
+                return entry
+            abandoned = msg_id in self._abandoned
+            self._abandoned.discard(msg_id)
         if abandoned:
             logger.debug("dropped the result of emit id %d: its emit() stopped waiting", msg_id)
-            return
-        if entry is None:
+        else:
             logger.warning("delivery report for unknown emit id %d", msg_id)
-            return
-        try:
-            self._resolve(entry, fields)
-        finally:
-            with self._lock:
-                self._in_callback -= 1
-                if not self._pending and not self._in_callback:
-                    self._drained.notify_all()
+        return None
 
     @staticmethod
     def _resolve(entry: Tuple[Future, Optional[DeliveryCallback]], fields: Tuple[Any, ...]) -> None:

@@ -219,6 +219,30 @@ def test_manual_dispatch_in_flush(hiventd, unique):
     assert threads == [threading.get_ident()]
 
 
+def test_results_after_an_interrupted_callback_are_kept(hiventd, unique):
+    # Results are taken from the core in batches; an exception that stops a
+    # manual poll in the middle of one must not drop the rest of it.
+    seen = []
+
+    def callback(err, event):
+        seen.append(event.payload["i"])
+        if len(seen) == 1:
+            raise KeyboardInterrupt
+
+    with hivent.Client(hiventd.options(), env=False, dispatch="manual") as client:
+        futures = [client.emit_async(f"interrupt:{unique}", {"i": i}, callback=callback)
+                   for i in range(5)]
+        deadline = time.monotonic() + 10
+        while client.outstanding > 0 and time.monotonic() < deadline:
+            try:
+                client.poll(0.05)
+            except KeyboardInterrupt:
+                pass
+        assert client.flush(10) == 0
+    assert sorted(seen) == list(range(5))
+    assert [f.result(timeout=0).payload["i"] for f in futures] == list(range(5))
+
+
 def test_callback_may_emit_and_flush(hiventd, unique):
     nested = []
 
