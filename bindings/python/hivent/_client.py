@@ -485,6 +485,9 @@ class Client:
         # the delivery notices that hivent_client_destroy() produces, so
         # whatever is still pending after this flush fails with Destroyed.
         self._flush_manual(time.monotonic() + max(timeout, 0))
+        # Notices already queued (a state change or a log line that the
+        # stopped dispatcher did not take) would be dropped by destroy.
+        self._poll_once(0)
         capi.hivent_client_destroy(self._handle)
         self._handle = None
         self._fail_pending()
