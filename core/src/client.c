@@ -280,20 +280,16 @@ static void dispatch_delivery(hivent_client_t *c, hivent_notice_t *n)
     hivent_notice_destroy(n);
 }
 
+static void dispatch_notice(hv_handle_t *h, hivent_notice_t *n)
+{
+    dispatch_delivery(h->owner, n);
+}
+
 HIVENT_API int hivent_client_poll(hivent_client_t *c, int timeout_ms)
 {
     if (!c || hv_handle_forked(&c->h))
         return 0;
-    int count = 0;
-    int64_t start = hv_now_ms();
-    hivent_notice_t *n = hv_notice_pop(&c->h, timeout_ms);
-    while (n) {
-        if (!hv_dispatch_common(&c->h, n))
-            dispatch_delivery(c, n);
-        count++;
-        n = hv_poll_done(start, timeout_ms, count) ? NULL : hv_notice_pop(&c->h, 0);
-    }
-    return count;
+    return hv_poll(&c->h, timeout_ms, dispatch_notice);
 }
 
 HIVENT_API hivent_notice_t *hivent_client_next(hivent_client_t *c, int timeout_ms)

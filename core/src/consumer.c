@@ -281,23 +281,18 @@ static void process_event(hivent_consumer_t *c, hivent_notice_t *n)
         hivent_consumer_reject(c, n->event, reason[0] ? reason : "process callback failed");
 }
 
+static void dispatch_notice(hv_handle_t *h, hivent_notice_t *n)
+{
+    if (n->type == HIVENT_NOTICE_EVENT)
+        process_event(h->owner, n);
+    hivent_notice_destroy(n);
+}
+
 HIVENT_API int hivent_consumer_poll(hivent_consumer_t *c, int timeout_ms)
 {
     if (!c || hv_handle_forked(&c->h))
         return 0;
-    int count = 0;
-    int64_t start = hv_now_ms();
-    hivent_notice_t *n = hv_notice_pop(&c->h, timeout_ms);
-    while (n) {
-        if (!hv_dispatch_common(&c->h, n)) {
-            if (n->type == HIVENT_NOTICE_EVENT)
-                process_event(c, n);
-            hivent_notice_destroy(n);
-        }
-        count++;
-        n = hv_poll_done(start, timeout_ms, count) ? NULL : hv_notice_pop(&c->h, 0);
-    }
-    return count;
+    return hv_poll(&c->h, timeout_ms, dispatch_notice);
 }
 
 HIVENT_API hivent_notice_t *hivent_consumer_next(hivent_consumer_t *c, int timeout_ms)

@@ -159,6 +159,13 @@ static inline int hv_poll_done(int64_t start_ms, int timeout_ms, int count)
     return timeout_ms >= 0 && hv_now_ms() - start_ms > timeout_ms;
 }
 
+/* Runs poll for @h: waits up to @timeout_ms for the first notice, then
+ * dispatches notices until the queue is empty or hv_poll_done() returns 1.
+ * State, error and log notices go to their callbacks, and every other
+ * notice goes to @dispatch, which frees it.  Returns the number handled. */
+int hv_poll(hv_handle_t *h, int timeout_ms, void (*dispatch)(hv_handle_t *h,
+                                                              hivent_notice_t *n));
+
 /* Logging (log.c). */
 void hv_log(hv_handle_t *h, int level, const char *facility, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -296,6 +296,21 @@ void hv_fail_all_locked(hv_handle_t *h, hivent_err_t err, const char *why)
     }
 }
 
+int hv_poll(hv_handle_t *h, int timeout_ms, void (*dispatch)(hv_handle_t *h,
+                                                              hivent_notice_t *n))
+{
+    int count = 0;
+    int64_t start = hv_now_ms();
+    hivent_notice_t *n = hv_notice_pop(h, timeout_ms);
+    while (n) {
+        if (!hv_dispatch_common(h, n))
+            dispatch(h, n);
+        count++;
+        n = hv_poll_done(start, timeout_ms, count) ? NULL : hv_notice_pop(h, 0);
+    }
+    return count;
+}
+
 /* Runs the state, error and log callbacks; returns 1 when @n was one of
  * those types (and frees it), else 0. */
 int hv_dispatch_common(hv_handle_t *h, hivent_notice_t *n)

@@ -500,7 +500,7 @@ HIVENT_API hivent_notice_t *hivent_consumer_next(hivent_consumer_t *consumer, in
 /**
  * Marks a consumed event as processed.  When the server confirmed
  * acknowledgements in its join reply, this sends event:ack and the server
- * completes the event; otherwise it does nothing, because the server
+ * completes the event.  Otherwise it does nothing, because the server
  * counted the event as done when it pushed it. [any thread]
  */
 HIVENT_API hivent_err_t hivent_consumer_ack(hivent_consumer_t *consumer,
