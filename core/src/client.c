@@ -320,8 +320,11 @@ HIVENT_API int hivent_client_flush(hivent_client_t *c, int timeout_ms)
         }
         pthread_mutex_unlock(&h->lock);
         if (left == 0) {
+            /* Every emit has completed, so the queue holds a finite number
+             * of notices: dispatch all of them, not one poll slice. */
             if (dispatch)
-                hivent_client_poll(c, 0);
+                while (hivent_client_poll(c, 0) > 0)
+                    ;
             return 0;
         }
         if (deadline >= 0 && hv_now_ms() >= deadline)

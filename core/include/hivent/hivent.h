@@ -433,7 +433,8 @@ HIVENT_API hivent_err_t hivent_emit_async(hivent_client_t *client, const char *n
 /**
  * Waits up to @p timeout_ms for outstanding asynchronous emits, dispatching
  * callbacks meanwhile when called on the poll thread with callbacks set.
- * Returns how many emits are still outstanding (0 when all completed).
+ * Returns how many emits are still outstanding (0 when all completed); on
+ * 0 with a delivery callback set, every delivery callback has already run.
  * [any thread]
  */
 HIVENT_API int hivent_client_flush(hivent_client_t *client, int timeout_ms);
