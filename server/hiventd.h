@@ -16,6 +16,7 @@
 #include "committer.h"
 #include "config.h"
 #include "frame.h"
+#include "request.h"
 #include "store.h"
 
 typedef struct hvd_server hvd_server_t;
@@ -230,9 +231,9 @@ void hvd_partition_remove(hvd_server_t *srv, hvd_partition_t *p, hvd_entry_t *e)
 /* Submits a job that deletes the stored queue entry (seq) of @svc:@part. */
 void hvd_broker_complete(hvd_server_t *srv, hvd_service_t *svc, int part, int64_t seq);
 
-/* Copies query parameter @name of the request, URL-decoded, into @buf;
- * returns its length, or -1 when absent or longer than @size - 1. */
-int hvd_query_param(struct lws *wsi, const char *name, char *buf, int size);
+/* Reads the query parameters of the request, URL-decoded by lws, into @q
+ * with hvd_query_add(); returns 0, or -1 with the reason in q->error. */
+int hvd_query_read(struct lws *wsi, hvd_query_t *q);
 /* Size of the per-connection user data of the one lws protocol. */
 size_t hvd_ws_session_size(void);
 
@@ -240,8 +241,5 @@ size_t hvd_ws_session_size(void);
  * connection's user data. */
 int hvd_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void **state,
                       void *in, size_t len);
-
-/* Compares two strings in time that depends only on their lengths. */
-int hvd_secret_equal(const char *given, const char *expected);
 
 #endif

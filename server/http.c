@@ -14,31 +14,20 @@
 #include "hiventd.h"
 #include "log.h"
 
-#define DLQ_DEFAULT_LIMIT 100
-#define DLQ_MAX_LIMIT 10000
-
-typedef enum http_method {
-    METHOD_GET,
-    METHOD_POST,
-    METHOD_OTHER,               /* PUT, DELETE, PATCH, OPTIONS, HEAD ... */
-} http_method_t;
-
 typedef struct http_req {
-    char path[128];
-    http_method_t method;
+    hvd_http_method_t method;
     int ready;
+    int close_after;            /* close the connection once the response is written */
     unsigned status;
     const char *content_type;
     const char *allow;          /* value of an Allow header, sent with 405 */
     hv_buf_t body;              /* LWS_PRE bytes of headroom, then the body */
-    /* Query and header values read while the headers are at hand. */
-    char service[256];
-    int has_service;
-    char partition[32];
-    int has_partition;
-    char limit[32];
-    int has_limit;
-    int authorized;
+    /* The request as parsed while its headers are at hand: 0 and @parsed,
+     * or the error status and message. */
+    unsigned parse_status;
+    char parse_error[512];
+    hvd_http_request_t parsed;
+    hvd_query_t query;          /* parsed.service points into it */
 } http_req_t;
 
 static void req_free(void **state)
@@ -128,20 +117,6 @@ static void respond_error(http_req_t *req, unsigned status, const char *message)
     json_string(req, message);
     out_puts(req, "}\n");
     respond(req, status, "application/json");
-}
-
-/* Answers 405 unless the request uses @allowed, the one method of its route;
- * returns 1 when it answered. */
-static int reject_method(http_req_t *req, http_method_t allowed)
-{
-    if (req->method == allowed)
-        return 0;
-    const char *name = allowed == METHOD_GET ? "GET" : "POST";
-    char message[sizeof(req->path) + 64];
-    snprintf(message, sizeof(message), "method not allowed; %s accepts only %s", req->path, name);
-    respond_error(req, 405, message);
-    req->allow = name;
-    return 1;
 }
 
 /* ---- /health ---- */
@@ -374,50 +349,18 @@ static void replay(hvd_server_t *srv, http_req_t *req, hvd_service_t *svc, int p
 
 static void admin(hvd_server_t *srv, http_req_t *req)
 {
-    if (!req->authorized) {
-        respond_error(req, 401, "missing or invalid admin key; send Authorization: Bearer KEY");
-        return;
-    }
-    int is_list = strcmp(req->path, "/admin/dlq") == 0;
-    int is_replay = strcmp(req->path, "/admin/dlq/replay") == 0;
-    int is_purge = strcmp(req->path, "/admin/dlq/purge") == 0;
-    if (!is_list && !is_replay && !is_purge) {
-        respond_error(req, 404, "unknown admin path");
-        return;
-    }
-    if (reject_method(req, is_list ? METHOD_GET : METHOD_POST))
-        return;
-    if (!req->has_service) {
-        respond_error(req, 400, "missing service parameter");
-        return;
-    }
-    char message[sizeof(req->service) + sizeof(req->partition) + 128];
-    hvd_service_t *svc = hvd_service_find(srv, req->service);
+    const hvd_http_request_t *r = &req->parsed;
+    hvd_service_t *svc = hvd_service_find(srv, r->service);
     if (!svc) {
-        snprintf(message, sizeof(message), "unknown service %s: no consumer of it ever joined",
-                 req->service);
-        respond_error(req, 404, message);
+        respond_error(req, 404, "unknown service");
         return;
     }
-    int partition = -1;
-    if (req->has_partition) {
-        char *end;
-        long p = strtol(req->partition, &end, 10);
-        if (end == req->partition || *end || p < 0 || p >= svc->partition_count) {
-            snprintf(message, sizeof(message), "invalid partition '%s': service %s has "
-                     "partition_count %d, so partition must be an integer from 0 to %d",
-                     req->partition, svc->name, svc->partition_count, svc->partition_count - 1);
-            respond_error(req, 400, message);
-            return;
-        }
-        partition = (int)p;
-    }
-    if (is_replay) {
-        replay(srv, req, svc, partition);
+    if (r->route == HVD_ROUTE_DLQ_REPLAY) {
+        replay(srv, req, svc, r->partition);
         return;
     }
-    if (is_purge) {
-        int64_t n = srv->store->ops->dlq_purge(srv->store, svc->name, partition);
+    if (r->route == HVD_ROUTE_DLQ_PURGE) {
+        int64_t n = srv->store->ops->dlq_purge(srv->store, svc->name, r->partition);
         if (n < 0) {
             hvd_err("admin: purge of %s dead letters failed: %s", svc->name,
                     srv->store->ops->errmsg(srv->store));
@@ -429,18 +372,10 @@ static void admin(hvd_server_t *srv, http_req_t *req)
         respond(req, 200, "application/json");
         return;
     }
-    long limit = DLQ_DEFAULT_LIMIT;
-    if (req->has_limit) {
-        char *end;
-        limit = strtol(req->limit, &end, 10);
-        if (end == req->limit || *end || limit < 1 || limit > DLQ_MAX_LIMIT) {
-            respond_error(req, 400, "limit must be an integer from 1 to 10000");
-            return;
-        }
-    }
     dlq_ctx_t d = {req, svc->name, 0};
     out_puts(req, "{\"events\":[");
-    if (srv->store->ops->dlq_list(srv->store, svc->name, partition, (int)limit, dlq_row, &d) < 0) {
+    if (srv->store->ops->dlq_list(srv->store, svc->name, r->partition, r->limit, dlq_row,
+                                  &d) < 0) {
         hvd_err("admin: listing %s dead letters failed: %s", svc->name,
                 srv->store->ops->errmsg(srv->store));
         respond_error(req, 500, "listing failed; see the server log");
@@ -450,47 +385,60 @@ static void admin(hvd_server_t *srv, http_req_t *req)
     respond(req, 200, "application/json");
 }
 
+/* Answers the request parsed by begin_request(). */
 static void route(hvd_server_t *srv, http_req_t *req)
 {
-    if (strncmp(req->path, "/admin/", 7) == 0) {
-        admin(srv, req);
+    if (req->parse_status) {
+        respond_error(req, req->parse_status, req->parse_error);
+        req->allow = req->parsed.allow;
         return;
     }
-    int known = strcmp(req->path, "/health") == 0 || strcmp(req->path, "/metrics") == 0;
-    if (!known) {
-        respond_error(req, 404, "not found");
-        return;
-    }
-    if (reject_method(req, METHOD_GET))
-        return;
-    if (strcmp(req->path, "/health") == 0)
+    switch (req->parsed.route) {
+    case HVD_ROUTE_HEALTH:
         health(srv, req);
-    else
+        break;
+    case HVD_ROUTE_METRICS:
         metrics(srv, req);
+        break;
+    default:
+        admin(srv, req);
+        break;
+    }
 }
 
+static int partition_count_of(void *ctx, const char *service)
+{
+    hvd_service_t *svc = hvd_service_find(ctx, service);
+    return svc ? svc->partition_count : -1;
+}
+
+/* Returns 1 when the request carries the admin key (or hiventd has none). */
 static int check_admin_key(struct lws *wsi, const hvd_server_t *srv)
 {
+    char auth[HVD_QUERY_MAX_BYTES + 1];
     if (!srv->cfg->admin_key)
         return 1;
-    char auth[1100];
-    if (lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION) <= 0)
-        return 0;
-    if (strncmp(auth, "Bearer ", 7) != 0)
-        return 0;
-    return hvd_secret_equal(auth + 7, srv->cfg->admin_key);
+    int n = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION);
+    return hvd_admin_authorized(n > 0 ? auth : NULL, n > 0 ? (size_t)n : 0,
+                                srv->cfg->admin_key);
 }
 
-static int body_follows(struct lws *wsi, http_method_t method)
+/* Reads Content-Length; returns 0 (with *@present and *@length set) or -1
+ * when the header is not a plain decimal number. */
+static int read_content_length(struct lws *wsi, int *present, uint64_t *length)
 {
-    char length[32];
-    if (method == METHOD_GET ||
-        lws_hdr_copy(wsi, length, sizeof(length), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+    char value[32];
+    *present = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0;
+    *length = 0;
+    if (!*present)
         return 0;
-    return method == METHOD_POST || strtoll(length, NULL, 10) > 0;
+    int n = lws_hdr_copy(wsi, value, sizeof(value), WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (n <= 0)
+        return -1;
+    return hvd_content_length_parse(value, (size_t)n, length);
 }
 
-static int begin_request(struct lws *wsi, void **state, const char *path)
+static int begin_request(struct lws *wsi, void **state, const char *path, size_t path_len)
 {
     hvd_server_t *srv = lws_context_user(lws_get_context(wsi));
     req_free(state);
@@ -501,24 +449,39 @@ static int begin_request(struct lws *wsi, void **state, const char *path)
     }
     *state = req;
     req->body.len = LWS_PRE;
-    snprintf(req->path, sizeof(req->path), "%s", path ? path : "");
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0)
-        req->method = METHOD_GET;
+        req->method = HVD_METHOD_GET;
     else if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0)
-        req->method = METHOD_POST;
+        req->method = HVD_METHOD_POST;
     else
-        req->method = METHOD_OTHER;
-    req->has_service = hvd_query_param(wsi, "service", req->service, sizeof(req->service)) > 0;
-    req->has_partition =
-        hvd_query_param(wsi, "partition", req->partition, sizeof(req->partition)) >= 0;
-    req->has_limit = hvd_query_param(wsi, "limit", req->limit, sizeof(req->limit)) >= 0;
-    req->authorized = check_admin_key(wsi, srv);
+        req->method = HVD_METHOD_OTHER;
+
+    int has_length;
+    uint64_t length;
+    if (read_content_length(wsi, &has_length, &length) < 0) {
+        /* lws reads the body by its own reading of the header, which may
+         * differ, so the connection closes after this answer. */
+        req->parse_status = 400;
+        snprintf(req->parse_error, sizeof(req->parse_error),
+                 "invalid Content-Length header; expected a decimal number of bytes");
+        req->close_after = 1;
+        route(srv, req);
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    hvd_query_read(wsi, &req->query);
+    req->parse_status = hvd_http_route(req->method, path, path ? path_len : 0, &req->query,
+                                       check_admin_key(wsi, srv), partition_count_of, srv,
+                                       &req->parsed, req->parse_error,
+                                       sizeof(req->parse_error));
 
     /* With a Content-Length (even 0 on a POST) lws reports the end of the
      * body with LWS_CALLBACK_HTTP_BODY_COMPLETION, and the response is built
      * then.  libwebsockets 4.1.6 sends no completion for a PUT or PATCH
      * with Content-Length 0, so those are answered at once. */
-    if (body_follows(wsi, req->method))
+    int body_follows = req->method != HVD_METHOD_GET && has_length &&
+                       (req->method == HVD_METHOD_POST || length > 0);
+    if (body_follows)
         return 0;
     route(srv, req);
     lws_callback_on_writable(wsi);
@@ -542,8 +505,9 @@ static int write_response(struct lws *wsi, void **state)
         return -1;
     }
     int n = lws_write(wsi, req->body.data + LWS_PRE, size, LWS_WRITE_HTTP_FINAL);
+    int close_after = req->close_after;
     req_free(state);
-    if (n < (int)size)
+    if (n < (int)size || close_after)
         return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -555,7 +519,7 @@ int hvd_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void **
         return 0;
     switch (reason) {
     case LWS_CALLBACK_HTTP:
-        return begin_request(wsi, state, in);
+        return begin_request(wsi, state, in, len);
     case LWS_CALLBACK_HTTP_BODY:
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:

@@ -31,15 +31,6 @@ static hvd_server_t *server_of(struct lws *wsi)
     return lws_context_user(lws_get_context(wsi));
 }
 
-int hvd_secret_equal(const char *given, const char *expected)
-{
-    size_t gl = strlen(given), el = strlen(expected);
-    unsigned char diff = gl != el;
-    for (size_t i = 0; i < el; i++)
-        diff |= (unsigned char)(expected[i] ^ (i < gl ? given[i] : 0));
-    return diff == 0;
-}
-
 /* ---- connection registry ---- */
 
 static size_t bucket_of(uint64_t id)
@@ -1012,39 +1003,42 @@ too_big:;
 
 /* ---- connection setup ---- */
 
-static int endpoint_of(struct lws *wsi, hvd_conn_kind_t *kind)
+int hvd_query_read(struct lws *wsi, hvd_query_t *q)
 {
-    char uri[128];
-    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0)
-        return -1;
-    if (strcmp(uri, "/producer/websocket") == 0)
-        *kind = HVD_CONN_PRODUCER;
-    else if (strcmp(uri, "/consumer/websocket") == 0)
-        *kind = HVD_CONN_CONSUMER;
-    else
-        return -1;
+    /* hiventd gives lws 4096 bytes for all headers, so every fragment fits. */
+    char fragment[HVD_QUERY_MAX_BYTES + 1];
+    hvd_query_init(q);
+    for (int i = 0; i <= HVD_QUERY_MAX_PARAMS; i++) {
+        int n = lws_hdr_copy_fragment(wsi, fragment, sizeof(fragment), WSI_TOKEN_HTTP_URI_ARGS,
+                                      i);
+        if (n < 0) {
+            if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) > 0)
+                return hvd_query_fail(q, "query parameter too long");
+            return 0;
+        }
+        if (hvd_query_add(q, fragment, (size_t)n) < 0)
+            return -1;
+    }
+    if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, HVD_QUERY_MAX_PARAMS + 1) > 0 ||
+        lws_hdr_copy_fragment(wsi, fragment, sizeof(fragment), WSI_TOKEN_HTTP_URI_ARGS,
+                              HVD_QUERY_MAX_PARAMS + 1) >= 0) {
+        char message[64];
+        snprintf(message, sizeof(message), "more than %d query parameters",
+                 HVD_QUERY_MAX_PARAMS);
+        return hvd_query_fail(q, message);
+    }
     return 0;
 }
 
-/* Copies query parameter @name (URL-decoded by lws) into @buf; returns its
- * length or -1 when absent. */
-int hvd_query_param(struct lws *wsi, const char *name, char *buf, int size)
+/* Reads the path and query of an upgrade request and checks them with
+ * hvd_upgrade_target(); returns its status. */
+static unsigned read_upgrade(struct lws *wsi, hvd_query_t *q, hvd_upgrade_t *up, char *err,
+                             size_t err_size)
 {
-    char frag[1024];
-    size_t nlen = strlen(name);
-    for (int i = 0; i < 64; i++) {
-        int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (n < 0)
-            break;
-        if ((size_t)n > nlen && strncmp(frag, name, nlen) == 0 && frag[nlen] == '=') {
-            int vlen = n - (int)nlen - 1;
-            if (vlen >= size)
-                return -1;
-            memcpy(buf, frag + nlen + 1, (size_t)vlen + 1);
-            return vlen;
-        }
-    }
-    return -1;
+    char path[128];
+    int n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+    hvd_query_read(wsi, q);
+    return hvd_upgrade_target(path, n > 0 ? (size_t)n : 0, q, up, err, err_size);
 }
 
 /* Rejects an upgrade request with an HTTP/1.1 error response and closes.
@@ -1070,43 +1064,35 @@ static int reject_upgrade(struct lws *wsi, unsigned int status, const char *why)
 static int confirm_upgrade(struct lws *wsi)
 {
     hvd_server_t *srv = server_of(wsi);
-    hvd_conn_kind_t kind;
-    char buf[1024];
-    if (srv->stopping)
-        return reject_upgrade(wsi, 503, "server is shutting down");
-    if (endpoint_of(wsi, &kind) < 0)
-        return reject_upgrade(wsi, 404, "unknown endpoint");
-    if (srv->cfg->api_key) {
-        int n = hvd_query_param(wsi, "api_key", buf, sizeof(buf));
-        if (n < 0 || !hvd_secret_equal(buf, srv->cfg->api_key)) {
-            srv->connections_rejected++;
-            return reject_upgrade(wsi, 403, "invalid api_key");
-        }
-    }
-    if (srv->conn_count >= srv->cfg->max_connections) {
+    hvd_query_t *q = malloc(sizeof(*q));
+    hvd_upgrade_t up;
+    char err[256];
+    int rc = 0;
+    if (!q)
+        return reject_upgrade(wsi, 503, "out of memory");
+    unsigned status = srv->stopping ? 503 : read_upgrade(wsi, q, &up, err, sizeof(err));
+    if (srv->stopping) {
+        rc = reject_upgrade(wsi, 503, "server is shutting down");
+    } else if (status) {
+        rc = reject_upgrade(wsi, status, err);
+    } else if (srv->cfg->api_key &&
+               (!up.api_key || !hvd_secret_equal(up.api_key->value, up.api_key->value_len,
+                                                  srv->cfg->api_key))) {
         srv->connections_rejected++;
-        return reject_upgrade(wsi, 503, "connection limit reached");
+        rc = reject_upgrade(wsi, 403, "invalid api_key");
+    } else if (srv->conn_count >= srv->cfg->max_connections) {
+        srv->connections_rejected++;
+        rc = reject_upgrade(wsi, 503, "connection limit reached");
+    } else if ((status = hvd_upgrade_params(q, &up, err, sizeof(err))) != 0) {
+        rc = reject_upgrade(wsi, status, err);
     }
-    if (hvd_query_param(wsi, "vsn", buf, sizeof(buf)) >= 0 && strcmp(buf, "1.0.0") != 0 &&
-        strcmp(buf, "2.0.0") != 0)
-        return reject_upgrade(wsi, 400, "unsupported vsn; use 1.0.0 or 2.0.0");
-    if (kind == HVD_CONN_CONSUMER) {
-        int n = hvd_query_param(wsi, "service", buf, 256);
-        char err[128];
-        if (n <= 0 || hv_check_name(buf, "service", err, sizeof(err)) < 0)
-            return reject_upgrade(wsi, 400, "missing or invalid service parameter");
-    }
-    return 0;
+    free(q);
+    return rc;
 }
 
-static char *param_dup(struct lws *wsi, const char *name)
+static char *dup_or_null(const char *s)
 {
-    char buf[256];
-    if (hvd_query_param(wsi, name, buf, sizeof(buf)) < 0)
-        return NULL;
-    if (!hv_utf8_valid(buf, strlen(buf)))
-        return NULL;
-    return strdup(buf);
+    return s ? strdup(s) : NULL;
 }
 
 static int conn_established(struct lws *wsi, pss_t *pss)
@@ -1115,21 +1101,34 @@ static int conn_established(struct lws *wsi, pss_t *pss)
     hvd_conn_t *c = calloc(1, sizeof(*c));
     if (!c)
         return -1;
+    /* confirm_upgrade() accepted the same path and query, so they parse
+     * again without error here. */
+    hvd_query_t *q = malloc(sizeof(*q));
+    hvd_upgrade_t up;
+    char err[256];
+    if (!q || read_upgrade(wsi, q, &up, err, sizeof(err)) != 0 ||
+        hvd_upgrade_params(q, &up, err, sizeof(err)) != 0) {
+        hvd_err("upgrade: request parameters unreadable after the upgrade was accepted: %s",
+                q ? err : "out of memory");
+        free(q);
+        free(c);
+        return -1;
+    }
     c->id = ++srv->next_conn_id;
     c->wsi = wsi;
     c->server = srv;
-    if (endpoint_of(wsi, &c->kind) < 0)
-        c->kind = HVD_CONN_PRODUCER;
-    char buf[32];
-    if (hvd_query_param(wsi, "vsn", buf, sizeof(buf)) >= 0 && strcmp(buf, "2.0.0") == 0)
-        c->json = 1;
-    if (hvd_query_param(wsi, "gzip", buf, sizeof(buf)) >= 0 &&
-        (strcmp(buf, "1") == 0 || strcmp(buf, "true") == 0))
-        c->gzip = 1;
-    c->client_id = param_dup(wsi, "client_id");
-    if (c->kind == HVD_CONN_CONSUMER) {
-        c->service = param_dup(wsi, "service");
-        c->name = param_dup(wsi, "name");
+    c->kind = up.consumer ? HVD_CONN_CONSUMER : HVD_CONN_PRODUCER;
+    c->json = up.json;
+    c->gzip = up.gzip;
+    c->client_id = dup_or_null(up.client_id);
+    c->service = dup_or_null(up.service);
+    c->name = dup_or_null(up.name);
+    free(q);
+    if ((up.client_id && !c->client_id) || (up.service && !c->service) ||
+        (up.name && !c->name)) {
+        hvd_err("upgrade: out of memory copying the parameters of conn %" PRIu64, c->id);
+        conn_free(c);
+        return -1;
     }
     lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
     c->last_rx_us = lws_now_usecs();
