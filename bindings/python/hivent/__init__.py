@@ -49,10 +49,11 @@ def configure(config: Optional[Mapping[str, Any]] = None, /, *, env: bool = True
 
     Takes the same options as :class:`Client`.  The default client, used
     by emit(), emit_async() and flush(), takes exactly these options.  A
-    :class:`Consumer` takes them when it starts, under the options given
-    to the consumer itself, and ``env`` unless the consumer sets its own.
-    A default client that already exists is closed (flushing its emits)
-    and replaced on next use.  Invalid options raise here.
+    :class:`Client` created afterwards, and a :class:`Consumer` when it
+    starts, take them under the options given to the object itself, and
+    ``env`` unless the object sets its own.  A default client that
+    already exists is closed (flushing its emits) and replaced on next
+    use.  Invalid options raise here.
     """
     global _default_client
 

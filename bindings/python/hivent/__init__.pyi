@@ -78,7 +78,7 @@ class Client:
         config: Optional[Mapping[str, Any]] = ...,
         /,
         *,
-        env: bool = ...,
+        env: Optional[bool] = ...,
         dispatch: str = ...,
         on_state: Optional[StateCallback] = ...,
         on_error: Optional[ErrorCallback] = ...,

@@ -11,7 +11,7 @@ from concurrent.futures import Future, _base
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from . import capi
-from ._config import build_conf, merge_options
+from ._config import build_conf, defaults, merge_options, overlay_options
 from ._event import Event
 from ._notices import (
     DRAIN_MAX,
@@ -75,10 +75,13 @@ def _check_text(what: str, value: Optional[str]) -> None:
 class Client:
     """A producer connection to hiventd (or to the memory transport).
 
-    Options are the core's configuration keys, from a dict, keyword
-    arguments (nested dicts give dotted keys: ``server={"host": ...}``) and,
-    unless ``env=False``, HIVENT_* environment variables, which the dict and
-    keyword arguments override.
+    Options are the core's configuration keys.  Keyword arguments (nested
+    dicts give dotted keys: ``server={"host": ...}``) win over the dict,
+    which wins over the options given to :func:`hivent.configure`, which
+    win over HIVENT_* environment variables.  An option given as None
+    keeps the value below it.  ``env`` (read HIVENT_* variables) defaults to the
+    ``env`` given to configure(), else True.  ``options`` holds the dict
+    and keyword arguments only.
 
     Delivery reports of :meth:`emit_async` are dispatched on a background
     Python thread (``dispatch="thread"``, the default), or only inside
@@ -91,7 +94,7 @@ class Client:
         config: Optional[Mapping[str, Any]] = None,
         /,
         *,
-        env: bool = True,
+        env: Optional[bool] = None,
         dispatch: str = "thread",
         on_state: Optional[Callable[[str, int, int], Any]] = None,
         on_error: Optional[Callable[[BaseException], Any]] = None,
@@ -102,8 +105,15 @@ class Client:
         self._handle: Any = None
         self._closed = True
         self.options: Dict[str, Any] = merge_options(config, options)
-        conf = build_conf(self.options, env)
+        configured, configured_env = defaults()
+        conf = build_conf(overlay_options(configured, self.options),
+                          configured_env if env is None else env)
         try:
+            self._flush_timeout = int(capi.hivent_conf_get(conf, "flush_timeout")) / 1000
+            # close() waits for outstanding emits itself, up to its own
+            # timeout; the core's destroy then fails the rest at once
+            # instead of waiting flush_timeout again.
+            capi.hivent_conf_set(conf, "flush_timeout", "0")
             self._handle = capi.hivent_client_new(conf)
         except BaseException:
             capi.hivent_conf_destroy(conf)
@@ -459,12 +469,14 @@ class Client:
     # ---- closing ----
 
     def close(self, timeout: Optional[float] = None) -> None:
-        """Flush outstanding emits (up to ``timeout`` seconds, or the core's
-        flush_timeout when None), fail the rest and free the client.
+        """Flush outstanding emits for up to ``timeout`` seconds, fail the rest and free the client.
 
-        Futures still pending then fail with Destroyed.  Closing twice does
-        nothing.  In a process that inherited the client through fork(),
-        close() only releases the Python object.
+        With None the wait is the flush_timeout option; with 0 close()
+        returns without waiting for the server.  The futures still pending
+        then fail with Destroyed and their callbacks run with that error,
+        so the event may or may not have been published.  Closing twice
+        does nothing.  In a process that inherited the client through
+        fork(), close() only releases the Python object.
         """
         if self._closed:
             return
@@ -480,29 +492,28 @@ class Client:
                 self._thread.join()
             self._thread = None
         if timeout is None:
-            timeout = self._flush_timeout()
+            timeout = self._flush_timeout
+        timeout = max(timeout, 0)
         # Results are dispatched here, on the closing thread: the core drops
         # the delivery notices that hivent_client_destroy() produces, so
         # whatever is still pending after this flush fails with Destroyed.
-        self._flush_manual(time.monotonic() + max(timeout, 0))
+        self._flush_manual(time.monotonic() + timeout)
         # Notices already queued (a state change or a log line that the
         # stopped dispatcher did not take) would be dropped by destroy.
         self._poll_once(0)
         capi.hivent_client_destroy(self._handle)
         self._handle = None
-        self._fail_pending()
+        self._fail_pending(timeout)
 
-    def _flush_timeout(self) -> float:
-        try:
-            return float(self.options.get("flush_timeout", 5000)) / 1000
-        except (TypeError, ValueError):
-            return 5.0
-
-    def _fail_pending(self) -> None:
+    def _fail_pending(self, waited: float) -> None:
         with self._lock:
             pending = list(self._pending.items())
             self._pending.clear()
             self._drained.notify_all()
+        if not pending:
+            return
+        logger.warning("client closed with %d emits outstanding after waiting %.3f s; "
+                       "they fail with Destroyed", len(pending), waited)
         destroyed = error_class("HIVENT_ERR_DESTROYED")
         for msg_id, (future, callback) in pending:
             error = destroyed(f"client closed before the result of emit {msg_id} arrived; "

@@ -135,13 +135,18 @@ def unique() -> str:
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch):
-    """Remove HIVENT_* variables of the calling shell and reset the default client."""
-    for name in list(os.environ):
-        if name.startswith("HIVENT_") and name not in ("HIVENT_BUILD_DIR",):
-            monkeypatch.delenv(name)
+    """Remove HIVENT_* variables of the calling shell and reset configure() and the default client."""
+    def remove_hivent_variables() -> None:
+        for name in list(os.environ):
+            if name.startswith("HIVENT_") and name not in ("HIVENT_BUILD_DIR",):
+                monkeypatch.delenv(name)
+
+    remove_hivent_variables()
     yield
     hivent.close(timeout=2)
-    hivent.configure(env=False)
+    # configure() reads the environment, so the test's variables go first.
+    remove_hivent_variables()
+    hivent.configure()
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:

@@ -116,6 +116,45 @@ def test_consumer_none_option_keeps_configured_value(hiventd, unique):
     consumer.close()
 
 
+def test_client_uses_configure_options(hiventd, unique):
+    # hiventd runs with an API key, so the client connects only with the
+    # configured port and key.
+    hivent.configure(hiventd.options(client_id="py-configured-client"), env=False)
+    with hivent.Client() as client:
+        event = client.emit(f"configured:{unique}", {"n": 1}, timeout=10)
+    assert event.producer == "py-configured-client"
+
+
+def test_client_options_win_over_configure(hiventd, unique):
+    hivent.configure(hiventd.options(client_id="py-configured-client"), env=False)
+    with hivent.Client({"client_id": "py-from-dict"}) as client:
+        assert client.emit(f"dict:{unique}", {}, timeout=10).producer == "py-from-dict"
+    with hivent.Client({"client_id": "py-from-dict"}, client_id="py-from-kw") as client:
+        assert client.emit(f"kw:{unique}", {}, timeout=10).producer == "py-from-kw"
+    with hivent.Client(client_id=None) as client:
+        assert client.emit(f"none:{unique}", {}, timeout=10).producer == "py-configured-client"
+
+
+def test_client_configure_wins_over_environment(hiventd, unique, monkeypatch):
+    monkeypatch.setenv("HIVENT_CLIENT_ID", "py-from-env")
+    hivent.configure(hiventd.options(client_id="py-configured-client"))
+    with hivent.Client() as client:
+        assert client.emit(f"env:{unique}", {}, timeout=10).producer == "py-configured-client"
+    # An option that configure() leaves unset still comes from the environment.
+    monkeypatch.setenv("HIVENT_REQUEST_TIMEOUT", "soon")
+    with pytest.raises(hivent.InvalidValue, match="request_timeout"):
+        hivent.Client()
+
+
+def test_client_env_follows_configure(monkeypatch):
+    monkeypatch.setenv("HIVENT_CLIENT_ID", "py-from-env")
+    hivent.configure(server={"host": "memory"}, env=False)
+    with hivent.Client(dispatch="manual") as ignoring:
+        assert ignoring.emit("env:client", {}).producer != "py-from-env"
+    with hivent.Client(env=True, dispatch="manual") as reading:
+        assert reading.emit("env:client", {}).producer == "py-from-env"
+
+
 def test_consumer_uses_configured_memory_transport():
     hivent.memory.clear()
     hivent.configure(server={"host": "memory"}, env=False)
@@ -319,6 +358,58 @@ def test_emit_async_fails_when_server_unreachable(own_hiventd, unique):
             client.emit_async(f"down:{unique}", {})
         with pytest.raises(hivent.Failed):
             client.emit(f"down:{unique}", {})
+
+
+def _buffering_client(own_hiventd, dispatch="thread", **extra):
+    """Return a client of a stopped hiventd, which keeps its emits buffered."""
+    port = own_hiventd.port
+    own_hiventd.stop()
+    options = {"server": {"host": "127.0.0.1", "port": port}, "max_reconnect_tries": -1,
+               "reconnect_backoff_time": 100, "reconnect_backoff_max": 200}
+    options.update(extra)
+    return hivent.Client(options, env=False, dispatch=dispatch)
+
+
+def test_close_zero_timeout_returns_at_once(own_hiventd, unique):
+    client = _buffering_client(own_hiventd, flush_timeout=3000)
+    results = []
+    futures = [client.emit_async(f"close:{unique}", {"i": i},
+                                 callback=lambda error, event: results.append(error))
+               for i in range(3)]
+    started = time.monotonic()
+    client.close(timeout=0)
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.0, f"close(timeout=0) took {elapsed:.2f} s"
+    assert client.closed
+    assert len(results) == 3
+    for error in results:
+        assert isinstance(error, hivent.Destroyed)
+    for future in futures:
+        assert isinstance(future.exception(timeout=0), hivent.Destroyed)
+
+
+def test_close_zero_timeout_manual_dispatch(own_hiventd, unique):
+    client = _buffering_client(own_hiventd, dispatch="manual", flush_timeout=3000)
+    errors = []
+    client.emit_async(f"close:{unique}", {}, callback=lambda error, event: errors.append(error))
+    started = time.monotonic()
+    client.close(0)
+    assert time.monotonic() - started < 1.0
+    assert len(errors) == 1
+    assert isinstance(errors[0], hivent.Destroyed)
+
+
+def test_close_default_waits_flush_timeout(own_hiventd, unique):
+    hivent.configure(flush_timeout=600, env=False)
+    client = _buffering_client(own_hiventd)
+    future = client.emit_async(f"close:{unique}", {})
+    started = time.monotonic()
+    client.close()
+    elapsed = time.monotonic() - started
+    # One flush_timeout (600 ms) from configure(), not the 5 s default and
+    # not twice.
+    assert 0.5 <= elapsed < 1.1, f"close() took {elapsed:.2f} s"
+    assert isinstance(future.exception(timeout=0), hivent.Destroyed)
 
 
 def test_emit_sync_wrong_api_key_fails(hiventd, unique):
