@@ -1,5 +1,6 @@
 #include "committer.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,13 @@ struct hvd_committer {
     int outstanding;
     int stopping;
     hvd_commit_stats_t stats;
+
+    /* Pruning state, used only by the store thread. */
+    hvd_prune_config_t prune;
+    double prune_due_s;         /* monotonic time of the next batch */
+    double prune_logged_s;      /* monotonic time of the last log line, 0: none yet */
+    uint64_t prune_unlogged;    /* rows deleted since that line */
+    uint64_t prune_failures;    /* failed batches since the last error line */
 };
 
 hvd_job_t *hvd_job_new(hvd_job_kind_t kind)
@@ -57,6 +65,13 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t wall_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int apply_emit(hvd_store_t *st, hvd_job_t *job)
@@ -136,15 +151,101 @@ static void commit_batch(hvd_committer_t *c, hvd_job_t *batch, int count)
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Logs pruning at most once per HVD_PRUNE_LOG_INTERVAL_S, summing the rows
+ * deleted since the previous line. */
+static void log_prune(hvd_committer_t *c, const hvd_prune_result_t *r, double now)
+{
+    c->prune_unlogged += (uint64_t)r->deleted;
+    if (c->prune_unlogged == 0 ||
+        (c->prune_logged_s > 0 && now - c->prune_logged_s < HVD_PRUNE_LOG_INTERVAL_S))
+        return;
+    int64_t stored = c->store->ops->count_events(c->store);
+    if (r->oldest_stored_ms >= 0) {
+        double age_s = (double)(wall_clock_ms() - r->oldest_stored_ms) / 1000.0;
+        hvd_info("store: retention deleted %" PRIu64 " event bodies older than %" PRId64
+                 " s; %" PRId64 " stored, the oldest stored %.0f s ago",
+                 c->prune_unlogged, c->prune.retention_ms / 1000, stored,
+                 age_s > 0 ? age_s : 0.0);
+    } else {
+        hvd_info("store: retention deleted %" PRIu64 " event bodies older than %" PRId64
+                 " s; none stored", c->prune_unlogged, c->prune.retention_ms / 1000);
+    }
+    c->prune_logged_s = now;
+    c->prune_unlogged = 0;
+}
+
+/* Runs one pruning batch and schedules the next: right after a pause of
+ * HVD_PRUNE_PAUSE_FACTOR times this batch's duration when it stopped at
+ * its row limit, else after the configured interval. */
+static void prune_batch(hvd_committer_t *c)
+{
+    hvd_store_t *st = c->store;
+    hvd_prune_result_t r;
+    double start = now_s();
+    int64_t cutoff_ms = wall_clock_ms() - c->prune.retention_ms;
+    int rc = st->ops->prune_events(st, cutoff_ms, c->prune.batch_rows, &r);
+    double now = now_s();
+    if (rc < 0) {
+        c->prune_failures++;
+        c->prune_due_s = now + c->prune.interval_ms / 1000.0;
+        if (c->prune_failures == 1 || now - c->prune_logged_s >= HVD_PRUNE_LOG_INTERVAL_S) {
+            hvd_err("store: pruning expired events failed (%" PRIu64 " failed batches since "
+                    "the last message); retrying in %d ms: %s", c->prune_failures,
+                    c->prune.interval_ms, st->ops->errmsg(st));
+            c->prune_logged_s = now;
+            c->prune_failures = 0;
+        }
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    c->stats.events_pruned += (uint64_t)r.deleted;
+    pthread_mutex_unlock(&c->lock);
+    if (r.more)
+        c->prune_due_s = now + HVD_PRUNE_PAUSE_FACTOR * (now - start);
+    else
+        c->prune_due_s = now + c->prune.interval_ms / 1000.0;
+    log_prune(c, &r, now);
+}
+
+static int pruning(const hvd_committer_t *c)
+{
+    return c->prune.retention_ms > 0;
+}
+
+/* Waits, with c->lock held, until a job is queued, the committer stops or
+ * a pruning batch is due. */
+static void wait_for_work(hvd_committer_t *c)
+{
+    while (!c->todo_head && !c->stopping) {
+        if (!pruning(c)) {
+            pthread_cond_wait(&c->wake, &c->lock);
+            continue;
+        }
+        if (now_s() >= c->prune_due_s)
+            return;
+        struct timespec due;
+        due.tv_sec = (time_t)c->prune_due_s;
+        due.tv_nsec = (long)((c->prune_due_s - (double)due.tv_sec) * 1e9);
+        if (due.tv_nsec >= 1000000000L)
+            due.tv_nsec = 999999999L;
+        pthread_cond_timedwait(&c->wake, &c->lock, &due);
+    }
+}
+
 static void *committer_main(void *arg)
 {
     hvd_committer_t *c = arg;
     pthread_mutex_lock(&c->lock);
     for (;;) {
-        while (!c->todo_head && !c->stopping)
-            pthread_cond_wait(&c->wake, &c->lock);
+        wait_for_work(c);
         if (!c->todo_head && c->stopping)
             break;
+        if (!c->todo_head) {
+            pthread_mutex_unlock(&c->lock);
+            prune_batch(c);
+            pthread_mutex_lock(&c->lock);
+            continue;
+        }
 
         hvd_job_t *batch = c->todo_head, *last = batch;
         int count = 1;
@@ -170,21 +271,38 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&c->lock);
         if (ctx)
             lws_cancel_service(ctx);
+        if (pruning(c) && now_s() >= c->prune_due_s)
+            prune_batch(c);
         pthread_mutex_lock(&c->lock);
     }
     pthread_mutex_unlock(&c->lock);
     return NULL;
 }
 
-hvd_committer_t *hvd_committer_start(hvd_store_t *store, int max_batch)
+hvd_committer_t *hvd_committer_start(hvd_store_t *store, int max_batch,
+                                     const hvd_prune_config_t *prune)
 {
     hvd_committer_t *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->store = store;
     c->max_batch = max_batch > 0 ? max_batch : 1;
+    if (prune && prune->retention_ms > 0) {
+        c->prune = *prune;
+        if (c->prune.interval_ms < 1)
+            c->prune.interval_ms = 1;
+        if (c->prune.batch_rows < 1)
+            c->prune.batch_rows = 1;
+        c->prune_due_s = now_s() + c->prune.interval_ms / 1000.0;
+    }
     pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->wake, NULL);
+    /* The timed wait for the next pruning batch uses the monotonic clock,
+     * like now_s(). */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->wake, &attr);
+    pthread_condattr_destroy(&attr);
     if (pthread_create(&c->thread, NULL, committer_main, c) != 0) {
         pthread_mutex_destroy(&c->lock);
         pthread_cond_destroy(&c->wake);
@@ -241,6 +359,7 @@ void hvd_committer_stats(hvd_committer_t *c, hvd_commit_stats_t *out)
     pthread_mutex_lock(&c->lock);
     *out = c->stats;
     pthread_mutex_unlock(&c->lock);
+    out->events_stored = c->store->ops->count_events(c->store);
 }
 
 void hvd_committer_stop(hvd_committer_t *c)

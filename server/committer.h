@@ -2,7 +2,8 @@
  * The store thread: takes write jobs from the network thread, commits all
  * pending ones in one transaction (group commit), then hands them back
  * with their results and wakes the network thread with
- * lws_cancel_service().
+ * lws_cancel_service().  Between group commits it deletes expired event
+ * bodies (retention pruning) in batches of their own transactions.
  */
 #ifndef HVD_COMMITTER_H
 #define HVD_COMMITTER_H
@@ -63,18 +64,36 @@ typedef struct hvd_job {
 
 typedef struct hvd_committer hvd_committer_t;
 
-/* Commit latency statistics, in microseconds. */
+/* Commit and pruning statistics. */
 typedef struct hvd_commit_stats {
     uint64_t commits;
     uint64_t jobs;
     uint64_t failures;
     double latency_sum_s;
     uint64_t latency_buckets[8];  /* <= 1, 2, 5, 10, 25, 50, 100, 250 ms */
+    uint64_t events_pruned;       /* event bodies deleted by retention pruning */
+    int64_t events_stored;        /* event bodies in the store now */
 } hvd_commit_stats_t;
+
+/* Retention pruning of the store thread. */
+typedef struct hvd_prune_config {
+    int64_t retention_ms;       /* age after which an unreferenced body goes; 0: never */
+    int interval_ms;            /* pause between two sweeps over the expired rows */
+    int batch_rows;             /* rows examined per pruning transaction */
+} hvd_prune_config_t;
+
+/* Pause after a pruning batch that stopped at its row limit, as a multiple
+ * of the batch's duration: pruning then takes at most a fifth of the store
+ * thread's time while it catches up. */
+#define HVD_PRUNE_PAUSE_FACTOR 4
+/* Shortest time between two log lines about pruning, in seconds. */
+#define HVD_PRUNE_LOG_INTERVAL_S 60
 
 extern const double hvd_commit_bucket_bounds_s[8];
 
-hvd_committer_t *hvd_committer_start(hvd_store_t *store, int max_batch);
+/* Starts the store thread.  @prune may be NULL (no pruning). */
+hvd_committer_t *hvd_committer_start(hvd_store_t *store, int max_batch,
+                                     const hvd_prune_config_t *prune);
 /* Sets the context woken after each commit; call before submitting. */
 void hvd_committer_set_context(hvd_committer_t *c, struct lws_context *ctx);
 /* Queues @job; ownership passes to the committer until it comes back. */

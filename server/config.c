@@ -14,7 +14,7 @@ enum {
     OPT_ADMIN_KEY_FILE, OPT_TLS_CERT, OPT_TLS_KEY, OPT_READY_FILE,
     OPT_HEARTBEAT, OPT_LOG_LEVEL, OPT_MAX_FRAME, OPT_MAX_INFLATED,
     OPT_MAX_CONNECTIONS, OPT_MAX_TOPICS, OPT_MAX_PENDING, OPT_MAX_PARTITIONS,
-    OPT_SYNC, OPT_MAX_BATCH, OPT_HELP
+    OPT_SYNC, OPT_MAX_BATCH, OPT_RETENTION, OPT_PRUNE_INTERVAL, OPT_PRUNE_BATCH, OPT_HELP
 };
 
 /* One entry per option: its name (the environment variable is HIVENTD_
@@ -44,6 +44,9 @@ static const struct option_doc {
     {OPT_MAX_PARTITIONS, "max-partitions", "N", "largest partition_count a consumer may set, 1 to 4096 (libhivent's limit) (default 4096)"},
     {OPT_SYNC, "sync", "MODE", "SQLite synchronous mode: full (survives power loss) or normal (survives a crash of hiventd) (default full)"},
     {OPT_MAX_BATCH, "max-batch", "N", "most requests committed in one store transaction (default 8192)"},
+    {OPT_RETENTION, "retention", "SECONDS", "delete a stored event body this many seconds after it was stored, once no queue holds it; uuids are deduplicated only this long; 0 keeps bodies forever (default 604800, 7 days)"},
+    {OPT_PRUNE_INTERVAL, "prune-interval", "MS", "milliseconds between two sweeps that delete expired event bodies (default 1000)"},
+    {OPT_PRUNE_BATCH, "prune-batch", "ROWS", "most event rows examined in one pruning transaction (default 2000)"},
     {OPT_HELP, "help", NULL, "print this help and exit"},
 };
 
@@ -226,6 +229,18 @@ static int apply(hvd_config_t *cfg, int id, const char *value)
             return -1;
         cfg->max_batch = (int)v;
         return 0;
+    case OPT_RETENTION:
+        return parse_long(name, value, 0, HVD_MAX_RETENTION_S, &cfg->retention_s);
+    case OPT_PRUNE_INTERVAL:
+        if (parse_long(name, value, 10, 86400000, &v) < 0)
+            return -1;
+        cfg->prune_interval_ms = (int)v;
+        return 0;
+    case OPT_PRUNE_BATCH:
+        if (parse_long(name, value, 1, 1000000, &v) < 0)
+            return -1;
+        cfg->prune_batch = (int)v;
+        return 0;
     }
     return -1;
 }
@@ -245,6 +260,9 @@ static void set_defaults(hvd_config_t *cfg)
     cfg->max_partitions = HVD_MAX_PARTITIONS;
     cfg->sync_full = 1;
     cfg->max_batch = 8192;
+    cfg->retention_s = HVD_DEFAULT_RETENTION_S;
+    cfg->prune_interval_ms = 1000;
+    cfg->prune_batch = 2000;
 }
 
 static int load_env(hvd_config_t *cfg)

@@ -27,7 +27,15 @@ typedef struct hvd_config {
     int max_partitions;         /* largest partition_count a join may set */
     int sync_full;              /* SQLite synchronous=FULL instead of NORMAL */
     int max_batch;              /* jobs per store transaction */
+    long retention_s;           /* age at which unreferenced event bodies are deleted; 0: never */
+    int prune_interval_ms;      /* pause between pruning sweeps */
+    int prune_batch;            /* rows examined per pruning transaction */
 } hvd_config_t;
+
+/* Default --retention: 7 days. */
+#define HVD_DEFAULT_RETENTION_S (7L * 24 * 3600)
+/* Largest --retention: 100 years, so that milliseconds fit in int64_t with room. */
+#define HVD_MAX_RETENTION_S (100L * 365 * 24 * 3600)
 
 /* Fills @cfg from the environment, then from @argv (options win).  Returns
  * 0, 1 when --help was printed, or -1 after printing an error to stderr. */

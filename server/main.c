@@ -348,10 +348,22 @@ int main(int argc, char **argv)
         hvd_config_free(&cfg);
         return 1;
     }
-    hvd_info("store: sqlite database %s/hivent.db (WAL, synchronous=%s)", cfg.data_dir,
-             cfg.sync_full ? "FULL" : "NORMAL");
+    hvd_info("store: sqlite database %s/hivent.db (WAL, synchronous=%s), %" PRId64
+             " event bodies stored", cfg.data_dir, cfg.sync_full ? "FULL" : "NORMAL",
+             srv.store->ops->count_events(srv.store));
+    hvd_prune_config_t prune = {
+        .retention_ms = (int64_t)cfg.retention_s * 1000,
+        .interval_ms = cfg.prune_interval_ms,
+        .batch_rows = cfg.prune_batch,
+    };
+    if (cfg.retention_s > 0)
+        hvd_info("store: retention %ld s: event bodies that no queue holds are deleted once "
+                 "older (sweeps every %d ms, at most %d rows per transaction)",
+                 cfg.retention_s, cfg.prune_interval_ms, cfg.prune_batch);
+    else
+        hvd_info("store: retention off (--retention 0): event bodies are kept forever");
     if (hvd_broker_load(&srv) < 0 ||
-        !(srv.committer = hvd_committer_start(srv.store, cfg.max_batch))) {
+        !(srv.committer = hvd_committer_start(srv.store, cfg.max_batch, &prune))) {
         srv.store->ops->close(srv.store);
         hvd_config_free(&cfg);
         return 1;

@@ -3,10 +3,11 @@
  * a second backend (for example Redis, shared by several hiventd nodes)
  * implements the same table of operations.
  *
- * Threads: the "writer" operations (begin .. save_service) run only on the
- * store thread; load_* run once at startup before it starts; read_bodies
- * and dlq_* run on the network thread and must not disturb a concurrent
- * writer transaction (SQLite uses other connections for them).
+ * Threads: the "writer" operations (begin .. save_service, prune_events)
+ * run only on the store thread, and load_* run once at startup before it
+ * starts.  read_bodies and dlq_* run on the network thread and must not
+ * disturb a concurrent writer transaction, so SQLite uses other
+ * connections for them.  count_events may be called from any thread.
  */
 #ifndef HVD_STORE_H
 #define HVD_STORE_H
@@ -36,6 +37,14 @@ typedef int hvd_dead_letter_cb(void *ctx, int64_t id, int partition, const char 
 typedef int64_t hvd_replay_cb(void *ctx, int partition, const char *uuid, const void *body,
                               size_t body_size);
 
+/* Outcome of one prune_events batch. */
+typedef struct hvd_prune_result {
+    int64_t deleted;            /* event bodies deleted */
+    int64_t examined;           /* expired rows checked, deleted or not */
+    int more;                   /* the batch stopped at its row limit */
+    int64_t oldest_stored_ms;   /* stored_at of the first remaining row in storage order; -1: none */
+} hvd_prune_result_t;
+
 typedef struct hvd_store_ops {
     const char *name;
     void (*close)(hvd_store_t *s);
@@ -47,6 +56,8 @@ typedef struct hvd_store_ops {
     int (*read_bodies)(hvd_store_t *s, const char *service, int partition, int64_t first,
                        int64_t last, hvd_body_cb *cb, void *ctx);
 
+    /* Starts a write transaction.  Events stored in it get the wall-clock
+     * time of this call as their storage time. */
     int (*begin)(hvd_store_t *s);
     int (*commit)(hvd_store_t *s);
     void (*rollback)(hvd_store_t *s);
@@ -62,6 +73,16 @@ typedef struct hvd_store_ops {
                        const void *body, size_t body_size, const char *reason);
     int (*save_service)(hvd_store_t *s, const char *service, int partition_count,
                         const char *topic);
+    /* Deletes, in a transaction of its own, event bodies stored before
+     * @cutoff_ms (Unix time in milliseconds) that no queue row references.
+     * It examines at most @max_rows rows, in storage order, continuing where
+     * the previous call stopped, and stops at the first row stored at or
+     * after @cutoff_ms.  Call it outside begin .. commit.  Returns 0 or -1
+     * (then nothing was deleted). */
+    int (*prune_events)(hvd_store_t *s, int64_t cutoff_ms, int max_rows,
+                        hvd_prune_result_t *out);
+    /* Number of stored event bodies (committed rows of the events table). */
+    int64_t (*count_events)(hvd_store_t *s);
 
     /* @partition < 0 selects every partition of @service. */
     int (*dlq_list)(hvd_store_t *s, const char *service, int partition, int limit,
