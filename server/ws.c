@@ -1008,6 +1008,12 @@ int hvd_query_read(struct lws *wsi, hvd_query_t *q)
     /* hiventd gives lws 4096 bytes for all headers, so every fragment fits. */
     char fragment[HVD_QUERY_MAX_BYTES + 1];
     hvd_query_init(q);
+    /* libwebsockets 4.1.6 ends the URI at a decoded %0D or %0A and skips
+     * the rest of the request line, HTTP version included, so the last
+     * value read would be cut short. */
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP) <= 0)
+        return hvd_query_fail(q, "the request line ends early, at an encoded CR or LF "
+                                 "(%0D or %0A) in the URI");
     for (int i = 0; i <= HVD_QUERY_MAX_PARAMS; i++) {
         int n = lws_hdr_copy_fragment(wsi, fragment, sizeof(fragment), WSI_TOKEN_HTTP_URI_ARGS,
                                       i);

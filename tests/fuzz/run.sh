@@ -13,11 +13,11 @@ CC=clang cmake -S "$root" -B "$build" -DHIVENT_FUZZ=ON -DHIVENT_BUILD_TESTS=ON \
   -DHIVENT_BUILD_SERVER=OFF -DHIVENT_BUILD_TOOLS=OFF -DHIVENT_BUILD_EXAMPLES=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" \
-  --target fuzz_frame fuzz_json_frame fuzz_event fuzz_conf >/dev/null
+  --target fuzz_frame fuzz_json_frame fuzz_event fuzz_conf fuzz_request >/dev/null
 
 mkdir -p "$build/crashes"
 status=0
-for target in fuzz_frame fuzz_json_frame fuzz_event fuzz_conf; do
+for target in fuzz_frame fuzz_json_frame fuzz_event fuzz_conf fuzz_request; do
   work="$build/corpus-$target"
   rm -rf "$work"
   mkdir -p "$work"
