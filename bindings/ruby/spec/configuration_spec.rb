@@ -131,6 +131,24 @@ RSpec.describe "configuration" do
     end
   end
 
+  it "layers client options over configure over the environment" do
+    ENV["HIVENT_CLIENT_ID"] = "from-env"
+    ENV["HIVENT_SERVER_HOST"] = "memory"
+    Hivent.configure { |c| c.client_id = "from-configure" }
+    configured = Hivent::Client.new
+    explicit = Hivent::Client.new(client_id: "from-hash")
+    begin
+      expect(configured.emit("config:layers", {}, version: 1).producer).to eq("from-configure")
+      expect(explicit.emit("config:layers", {}, version: 1).producer).to eq("from-hash")
+    ensure
+      configured.close
+      explicit.close
+    end
+    # A key that configure leaves unset still comes from the environment.
+    ENV["HIVENT_REQUEST_TIMEOUT"] = "soon"
+    expect { Hivent::Client.new }.to raise_error(Hivent::InvalidValueError, /request_timeout/)
+  end
+
   it "rejects an invalid Hash of options" do
     expect { Hivent::Client.new(no_such_key: 1) }.to raise_error(Hivent::UnknownKeyError, /no_such_key/)
     expect { Hivent::Client.new(server: { hots: "x" }) }.to raise_error(ArgumentError, /hots/)

@@ -146,6 +146,43 @@ RSpec.describe "emit" do
       server&.destroy
     end
 
+    it "fails outstanding emits at once on close(0)" do
+      server = TestServer.new.start
+      port = server.port
+      server.stop
+      down = Hivent::Client.new(server_config(port: port, log: log, flush_timeout: 3000))
+      errors = []
+      deliveries = Array.new(3) do |i|
+        down.emit_async("emit:close", { "i" => i }, version: 1) { |_event, error| errors << error }
+      end
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      down.close(0)
+      expect(Process.clock_gettime(Process::CLOCK_MONOTONIC) - started).to be < 1
+      expect(down).to be_closed
+      expect(errors.length).to eq(3)
+      expect(errors).to all(be_a(Hivent::DestroyedError))
+      deliveries.each { |delivery| expect(delivery.error).to be_a(Hivent::DestroyedError) }
+      expect(log.string).to include("closed with 3 emits outstanding")
+    ensure
+      server&.destroy
+    end
+
+    it "waits flush_timeout once when closing without a timeout" do
+      server = TestServer.new.start
+      port = server.port
+      server.stop
+      down = Hivent::Client.new(server_config(port: port, log: log, flush_timeout: 600))
+      delivery = down.emit_async("emit:close", {}, version: 1)
+      started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+      down.close
+      elapsed = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+      expect(elapsed).to be >= 0.5
+      expect(elapsed).to be < 1.1
+      expect(delivery.error).to be_a(Hivent::DestroyedError)
+    ensure
+      server&.destroy
+    end
+
     it "times out a delivery wait on request" do
       server = TestServer.new.start
       port = server.port

@@ -81,6 +81,21 @@ RSpec.describe "reconnect" do
     owner.close
   end
 
+  it "logs a rejected join once" do
+    topic = unique("reconnect:join-log")
+    service = unique("svc")
+    config = server_config(port: server.port, log: log, max_reconnect_tries: 0, reconnect_backoff_time: 50)
+    owner = RecordingConsumer.new(config: config, topic: topic, name: service, partition_count: 4)
+    wait_joined(owner)
+    mismatched = RecordingConsumer.new(config: config, topic: topic, name: service, partition_count: 7)
+    expect { mismatched.run(timeout: 20) }.to raise_error(Hivent::FailedError)
+    owner.close
+    errors = log.string.lines.grep(/\AE,/)
+    join_lines = errors.grep(/join of event:#{Regexp.escape(topic)} rejected/).grep_v(/giving up/)
+    expect(join_lines.length).to eq(1), errors.join
+    expect(errors.grep(/giving up/).length).to eq(1), errors.join
+  end
+
   it "stops run_all with FailedError when one consumer fails" do
     topic = unique("reconnect:run_all")
     service = unique("svc")

@@ -134,7 +134,11 @@ typedef struct hv_rb_close {
 
 static void *client_destroy_without_gvl(void *arg)
 {
-    hivent_client_destroy(((hv_rb_close_t *)arg)->client);
+    hv_rb_close_t *c = arg;
+
+    if (c->timeout_ms > 0)
+        hivent_client_flush(c->client, c->timeout_ms);
+    hivent_client_destroy(c->client);
     return NULL;
 }
 
@@ -152,9 +156,9 @@ static void *consumer_destroy_without_gvl(void *arg)
     return NULL;
 }
 
-void hv_rb_client_destroy(hivent_client_t *client)
+void hv_rb_client_destroy(hivent_client_t *client, int flush_timeout_ms)
 {
-    hv_rb_close_t c = { client, NULL, 0, HIVENT_OK };
+    hv_rb_close_t c = { client, NULL, flush_timeout_ms, HIVENT_OK };
 
     if (client)
         rb_thread_call_without_gvl(client_destroy_without_gvl, &c, unblock_nothing, NULL);

@@ -89,9 +89,11 @@ VALUE hv_rb_event_msgpack(const hivent_event_t *event);
 /* Returns the value of configuration @key as a String. */
 VALUE hv_rb_conf_get(const hivent_conf_t *conf, const char *key);
 
-/* Destroys @client with the GVL released; destroy waits up to
- * flush_timeout for outstanding emits. */
-void hv_rb_client_destroy(hivent_client_t *client);
+/* Destroys @client with the GVL released, after waiting up to
+ * @flush_timeout_ms for outstanding emits (0: no wait).  The Ruby layer
+ * creates clients with the core's flush_timeout at 0, so this wait is the
+ * only one. */
+void hv_rb_client_destroy(hivent_client_t *client, int flush_timeout_ms);
 
 /* Closes @consumer with the GVL released, waiting up to @timeout_ms. */
 hivent_err_t hv_rb_consumer_close(hivent_consumer_t *consumer, int timeout_ms);

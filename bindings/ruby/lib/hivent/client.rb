@@ -40,16 +40,17 @@ module Hivent
       @poller = nil
       @pid = Process.pid
       @handle = create_handle
-      @finalizer_state = [@handle]
+      @finalizer_state = [@handle, to_ms(@flush_timeout)]
       ObjectSpace.define_finalizer(self, self.class.finalizer(@finalizer_state))
     end
 
-    # Returns a finalizer that destroys the handle of a client never closed.
+    # Returns a finalizer that destroys the handle of a client never
+    # closed, after waiting up to flush_timeout for its outstanding emits.
     def self.finalizer(state)
       proc do
         handle = state[0]
         state[0] = nil
-        Native.client_destroy(handle) if handle
+        Native.client_destroy(handle, state[1]) if handle
       end
     end
 
@@ -131,22 +132,30 @@ module Hivent
     end
 
     # Flushes for up to +timeout+ seconds (default: the flush_timeout
-    # setting), then destroys the client.  libhivent's destroy waits up to
-    # flush_timeout again for emits it still buffers.  Emits still
-    # outstanding after that fail with Hivent::DestroyedError.  Safe to call
-    # more than once.
+    # setting), then destroys the client.  close(0) returns without
+    # waiting for the server.  Emits still outstanding after that fail with
+    # Hivent::DestroyedError, through their Delivery and block; the event
+    # may still have reached the server.  Safe to call more than once.
     def close(timeout = nil)
       return if @handle.nil?
       if @poller == Thread.current
         raise Error.build(Native::HIVENT_ERR_STATE, "a client cannot be closed from its own delivery callback")
       end
 
+      waited = timeout || @flush_timeout
       if Process.pid == @pid
-        flush(timeout || @flush_timeout)
+        flush(waited)
         # Log lines still queued would go to stderr once the handle is gone.
         poll(0)
       end
       destroy_handle
+      left = outstanding
+      if left.positive?
+        logger.warn("hivent") do
+          "#{notice_source}: closed with #{left} emits outstanding after waiting #{waited} s, " \
+            "so they fail with HIVENT_ERR_DESTROYED"
+        end
+      end
       fail_pending(Error.build(Native::HIVENT_ERR_DESTROYED, "client closed before the delivery report"))
       nil
     end
@@ -175,6 +184,10 @@ module Hivent
       conf = config.to_native
       begin
         @flush_timeout = Native.conf_get(conf, "flush_timeout").to_i / 1000.0
+        # #close and the finalizer wait for outstanding emits themselves, so
+        # the core client gets flush_timeout 0 and its destroy fails the
+        # rest at once instead of waiting again.
+        Native.hivent_conf_set(conf, "flush_timeout", "0")
         Native.hivent_client_new(conf)
       rescue Exception # rubocop:disable Lint/RescueException
         Native.hivent_conf_destroy(conf)
@@ -341,7 +354,7 @@ module Hivent
 
       @finalizer_state[0] = nil
       ObjectSpace.undefine_finalizer(self)
-      Native.client_destroy(native)
+      Native.client_destroy(native, 0)
     end
 
     def timeout_error(delivery, timeout)

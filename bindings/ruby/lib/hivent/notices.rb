@@ -71,9 +71,10 @@ module Hivent
       state_changed(state)
     end
 
+    # Not logged here: libhivent logs the same sentence at error level
+    # (facility "conn") before it posts an error notice.
     def error_notice(fields)
       error = Error.build(fields[FIELD_ERR], fields[FIELD_ERRSTR])
-      logger.error("hivent") { "#{notice_source}: #{error.code_name}: #{error.message}" }
       @last_error = error
       @last_cause = error unless error.code == Native::HIVENT_ERR_FAILED
     end
