@@ -29,6 +29,11 @@ local MAX_NOTICES_PER_POLL = 10000
 -- configuration.
 function Client.new(...)
   local conf = config.build(...)
+  local flush_ms = math.tointeger(tonumber(config.get(conf, "flush_timeout")))
+  -- close() and __gc wait for outstanding emits themselves, so the core
+  -- client gets flush_timeout 0 and its destroy fails the rest at once
+  -- instead of waiting again.
+  core.hivent_conf_set(conf, "flush_timeout", "0")
   local handle, errstr = core.hivent_client_new(conf)
   if handle == nil then
     core.hivent_conf_destroy(conf)
@@ -40,6 +45,7 @@ function Client.new(...)
     callbacks = {},
     pending_callbacks = 0,
     next_id = 0,
+    flush_timeout = flush_ms / 1000,
   }, Client)
   for i = 1, select("#", ...) do
     local options = select(i, ...)
@@ -53,6 +59,7 @@ end
 
 function Client:__gc()
   if self.handle then
+    core.hivent_client_flush(self.handle, notices.to_ms(self.flush_timeout, 0))
     core.hivent_client_destroy(self.handle)
     self.handle = nil
   end
@@ -268,14 +275,21 @@ function Client:fd()
   return core.hivent_client_fd(check_handle(self))
 end
 
---- Flushes for up to `timeout` seconds (default 5), destroys the client,
+--- Flushes for up to `timeout` seconds (default: the flush_timeout
+-- option; 0 returns without waiting for the server), destroys the client,
 -- and calls the callbacks of emits that never completed with
--- HIVENT_ERR_DESTROYED.  Calling it again does nothing.
+-- HIVENT_ERR_DESTROYED; the event may still have reached the server.
+-- Calling it again does nothing.
 function Client:close(timeout)
   if self.handle == nil then
     return
   end
-  self:flush(timeout)
+  local seconds = timeout or self.flush_timeout
+  local left = self:flush(seconds)
+  if left > 0 then
+    log.warning(self.label, string.format("closed with %d emits outstanding after waiting %s s, "
+      .. "so they fail with HIVENT_ERR_DESTROYED", left, tostring(seconds)))
+  end
   core.hivent_client_destroy(self.handle)
   self.handle = nil
   local ids = {}

@@ -81,7 +81,8 @@ function Consumer:new(fields, ...)
     instance[key] = value
   end
   check_definition(instance)
-  local consumer_options = { env = true }
+  -- env is left out, so it follows hivent.configure{env = ...}.
+  local consumer_options = {}
   if instance.version ~= nil then
     consumer_options.consumer = { version = math.tointeger(instance.version) }
   end

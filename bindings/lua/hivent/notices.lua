@@ -40,12 +40,12 @@ function notices.handle_common(owner, notice, kind)
     end
     return info
   elseif kind == notices.ERROR then
+    -- Not logged here: libhivent logs the same sentence at error level
+    -- (facility "conn") before it posts an error notice.
     local err = errors.new(core.hivent_notice_err(notice), core.hivent_notice_errstr(notice))
     owner.last_error = err
     if owner.on_error then
       notices.call_handler(owner, "on_error", owner.on_error, err)
-    else
-      log.error(owner.label, tostring(err))
     end
   end
   return nil

@@ -113,6 +113,32 @@ describe("configuration", function()
     assert.are.equal("explicit", output)
   end)
 
+  it("gives clients the configure settings over the environment", function()
+    local output = run_child({ HIVENT_SERVER_HOST = "memory", HIVENT_CLIENT_ID = "from-env" },
+      [[local h = require("hivent"); h.configure{client_id = "from-configure"}
+        local configured = h.Client.new()
+        local explicit = h.Client.new{client_id = "from-options"}
+        io.write(configured:emit("env:test", {}).meta.producer, " ",
+          explicit:emit("env:test", {}).meta.producer)]])
+    assert.are.equal("from-configure from-options", output)
+  end)
+
+  it("lets consumers follow configure env = false", function()
+    -- The consumer would see only version 5 events if it read the variable.
+    local output = run_child({ HIVENT_CONSUMER_VERSION = "5" },
+      [[local h = require("hivent"); h.configure{env = false, server = {host = "memory"}}
+        local seen = {}
+        local consumer = h.consumer{topic = "env:consumer", name = "env_consumer",
+          partition_count = 1,
+          process = function(event) seen[#seen + 1] = event.meta.version; return true end}
+        for _ = 1, 20 do consumer:poll(0.05) end
+        h.emit("env:consumer", {}, {version = 1})
+        h.emit("env:consumer", {}, {version = 5})
+        consumer:run{count = 2, duration = 5}
+        io.write(table.concat(seen, ","))]])
+    assert.are.equal("1,5", output)
+  end)
+
   it("reports a bad environment value", function()
     local output = run_child({ HIVENT_MAX_RECONNECT_TRIES = "lots" },
       [[local h = require("hivent"); local ok, err = pcall(h.configure, {})

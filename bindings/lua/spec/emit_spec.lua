@@ -1,6 +1,7 @@
 -- Emitting to a real hiventd.
 local hivent = require("hivent")
 hivent.set_log_level(os.getenv("HIVENT_TEST_LOG_LEVEL") or "warning")
+local core = require("hivent_core")
 local server = require("spec.helpers.server")
 local compare = require("spec.helpers.compare")
 
@@ -197,5 +198,60 @@ describe("emit", function()
     assert.is_true(hivent.errors.is(err), tostring(err))
     assert.matches("^HIVENT_ERR_", err.name)
     lonely:close(0)
+  end)
+end)
+
+
+describe("close", function()
+  local srv, port
+
+  before_each(function()
+    srv = server.start()
+    port = srv.port
+    srv:stop()
+  end)
+
+  after_each(function()
+    srv:remove()
+  end)
+
+  -- Returns a client of the stopped hiventd, which keeps its emits buffered.
+  local function buffering_client(options)
+    options.server = { port = port }
+    options.max_reconnect_tries = -1
+    options.reconnect_backoff_time = 100
+    options.reconnect_backoff_max = 200
+    return hivent.Client.new(options)
+  end
+
+  it("fails outstanding emits at once with close(0)", function()
+    local client = buffering_client({ flush_timeout = 3000 })
+    local errors_seen = {}
+    for i = 1, 3 do
+      client:emit_async("lua:close", { i = i }, nil, function(err)
+        errors_seen[#errors_seen + 1] = err
+      end)
+    end
+    local started = core.monotonic()
+    client:close(0)
+    local elapsed = core.monotonic() - started
+    assert.is_true(elapsed < 1, "close(0) took " .. elapsed .. " s")
+    assert.are.equal("closed", client:state())
+    assert.are.equal(3, #errors_seen)
+    for _, err in ipairs(errors_seen) do
+      assert.are.equal("HIVENT_ERR_DESTROYED", err.name)
+    end
+  end)
+
+  it("waits flush_timeout once without a timeout", function()
+    local client = buffering_client({ flush_timeout = 600 })
+    local failure
+    client:emit_async("lua:close", {}, nil, function(err) failure = err end)
+    local started = core.monotonic()
+    client:close()
+    local elapsed = core.monotonic() - started
+    assert.is_true(elapsed >= 0.5, "close() took " .. elapsed .. " s")
+    assert.is_true(elapsed < 1.1, "close() took " .. elapsed .. " s")
+    assert.are.equal("HIVENT_ERR_DESTROYED", failure.name)
   end)
 end)

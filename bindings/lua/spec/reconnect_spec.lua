@@ -107,6 +107,44 @@ describe("reconnect", function()
     owner:close(2)
   end)
 
+  it("logs a rejected join once", function()
+    local topic = server.unique("lua:join_log")
+    local service = server.unique("lua_join_log")
+    local options = { server = { port = srv.port }, max_reconnect_tries = 0,
+      reconnect_backoff_time = 50 }
+    local process = function() return true end
+    local messages = {}
+    hivent.set_logger(function(level, _, message)
+      if level <= 3 then
+        messages[#messages + 1] = message
+      end
+    end)
+    finally(function() hivent.set_logger(nil) end)
+    local owner = hivent.consumer({ topic = topic, name = service, partition_count = 4,
+      process = process }, options)
+    assert.is_truthy(server.wait_for(10, function()
+      owner:poll(0.05)
+      return owner:state() == "connected"
+    end))
+    local mismatched = hivent.consumer({ topic = topic, name = service, partition_count = 7,
+      process = process }, options)
+    local count, err = mismatched:run({ duration = 10 })
+    mismatched:close(0)
+    owner:close(2)
+    assert.is_nil(count)
+    assert.are.equal("HIVENT_ERR_JOIN_REJECTED", err.cause.name)
+    local rejected, gave_up = 0, 0
+    for _, message in ipairs(messages) do
+      if message:find("giving up", 1, true) then
+        gave_up = gave_up + 1
+      elseif message:find("join of event:" .. topic .. " rejected", 1, true) then
+        rejected = rejected + 1
+      end
+    end
+    assert.are.equal(1, rejected, "error lines:\n" .. table.concat(messages, "\n"))
+    assert.are.equal(1, gave_up, "error lines:\n" .. table.concat(messages, "\n"))
+  end)
+
   it("run and run_all return FAILED without a server", function()
     local options = { server = { port = srv.port }, max_reconnect_tries = 1,
       reconnect_backoff_time = 50, connect_timeout = 1000 }
