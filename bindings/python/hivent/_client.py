@@ -111,8 +111,8 @@ class Client:
         try:
             self._flush_timeout = int(capi.hivent_conf_get(conf, "flush_timeout")) / 1000
             # close() waits for outstanding emits itself, up to its own
-            # timeout; the core's destroy then fails the rest at once
-            # instead of waiting flush_timeout again.
+            # timeout, so the core client gets flush_timeout 0 and its
+            # destroy fails the rest at once instead of waiting again.
             capi.hivent_conf_set(conf, "flush_timeout", "0")
             self._handle = capi.hivent_client_new(conf)
         except BaseException:
@@ -512,8 +512,8 @@ class Client:
             self._drained.notify_all()
         if not pending:
             return
-        logger.warning("client closed with %d emits outstanding after waiting %.3f s; "
-                       "they fail with Destroyed", len(pending), waited)
+        logger.warning("client closed with %d emits outstanding after waiting %.3f s, "
+                       "so they fail with Destroyed", len(pending), waited)
         destroyed = error_class("HIVENT_ERR_DESTROYED")
         for msg_id, (future, callback) in pending:
             error = destroyed(f"client closed before the result of emit {msg_id} arrived; "

@@ -80,8 +80,9 @@ def handle_common(
         if on_state is not None:
             call_safely(on_state, "state callback", state, attempt, next_ms)
     elif kind == NOTICE_ERROR:
+        # Not logged here: libhivent logs the same sentence at error level
+        # (facility "conn") before it posts an error notice.
         error = make_error(fields[1], fields[2])
-        logger.error("%s error %s: %s", handle_name, error.symbol, error)
         if on_error is not None:
             call_safely(on_error, "error callback", error)
 

@@ -705,6 +705,26 @@ def test_run_raises_failed_when_join_rejected(hiventd, unique):
     assert rejected.closed
 
 
+def test_rejected_join_logged_once(hiventd, unique, caplog):
+    service = f"svc-{unique}"
+    topic = f"join:{unique}"
+    first = consumer_class(topic, service, partitions=4)(hiventd.options(), env=False)
+    run_until_connected(first)
+    first.close()
+    options = hiventd.options(max_reconnect_tries=0, reconnect_backoff_time=50)
+    rejected = consumer_class(topic, service, partitions=7)(options, env=False)
+    with caplog.at_level(logging.ERROR, logger="hivent"):
+        with pytest.raises(hivent.Failed):
+            rejected.run(timeout=20)
+    messages = [record.getMessage() for record in caplog.records
+                if record.levelno >= logging.ERROR]
+    join_lines = [m for m in messages
+                  if f"join of event:{topic} rejected" in m and "giving up" not in m]
+    give_up_lines = [m for m in messages if "giving up" in m]
+    assert len(join_lines) == 1, messages
+    assert len(give_up_lines) == 1, messages
+
+
 def test_module_run_raises_failed(own_hiventd, unique):
     healthy = consumer_class("mem:healthy", "mem-healthy-svc")(server={"host": "memory"},
                                                                 env=False)
