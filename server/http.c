@@ -385,7 +385,7 @@ static void admin(hvd_server_t *srv, http_req_t *req)
     respond(req, 200, "application/json");
 }
 
-/* Answers the request parsed by begin_request(). */
+/* Builds the response to the request parsed by begin_request(). */
 static void route(hvd_server_t *srv, http_req_t *req)
 {
     if (req->parse_status) {
@@ -459,8 +459,8 @@ static int begin_request(struct lws *wsi, void **state, const char *path, size_t
     int has_length;
     uint64_t length;
     if (read_content_length(wsi, &has_length, &length) < 0) {
-        /* lws reads the body by its own reading of the header, which may
-         * differ, so the connection closes after this answer. */
+        /* lws sizes the body with atoll() of this header, which may not
+         * match, so the connection closes after this response. */
         req->parse_status = 400;
         snprintf(req->parse_error, sizeof(req->parse_error),
                  "invalid Content-Length header; expected a decimal number of bytes");

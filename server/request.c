@@ -12,7 +12,7 @@
 
 #include "event.h"
 
-/* Longest part of a rejected value echoed in an error message. */
+/* Maximum number of bytes of a rejected value copied into an error message. */
 #define ECHO_MAX 64
 
 /* Writes at most ECHO_MAX bytes of @s to @dst as printable ASCII, each
@@ -318,6 +318,19 @@ static unsigned admin_params(const hvd_query_t *q, hvd_partition_count_fn partit
     return 0;
 }
 
+/* Paths of the plain HTTP routes and the one method each accepts. */
+static const struct {
+    const char *path;
+    hvd_route_t route;
+    hvd_http_method_t method;
+} routes[] = {
+    {"/health", HVD_ROUTE_HEALTH, HVD_METHOD_GET},
+    {"/metrics", HVD_ROUTE_METRICS, HVD_METHOD_GET},
+    {"/admin/dlq", HVD_ROUTE_DLQ_LIST, HVD_METHOD_GET},
+    {"/admin/dlq/replay", HVD_ROUTE_DLQ_REPLAY, HVD_METHOD_POST},
+    {"/admin/dlq/purge", HVD_ROUTE_DLQ_PURGE, HVD_METHOD_POST},
+};
+
 unsigned hvd_http_route(hvd_http_method_t method, const char *path, size_t path_len,
                         const hvd_query_t *q, int authorized,
                         hvd_partition_count_fn partition_count, void *ctx,
@@ -327,40 +340,25 @@ unsigned hvd_http_route(hvd_http_method_t method, const char *path, size_t path_
     out->partition = -1;
     if (!path)
         path_len = 0;
-    if (path_len >= 7 && memcmp(path, "/admin/", 7) == 0) {
-        if (!authorized) {
-            snprintf(err, err_size,
-                     "missing or invalid admin key; send Authorization: Bearer KEY");
-            return 401;
-        }
-        const char *known = NULL;
-        if (bytes_equal(path, path_len, known = "/admin/dlq"))
-            out->route = HVD_ROUTE_DLQ_LIST;
-        else if (bytes_equal(path, path_len, known = "/admin/dlq/replay"))
-            out->route = HVD_ROUTE_DLQ_REPLAY;
-        else if (bytes_equal(path, path_len, known = "/admin/dlq/purge"))
-            out->route = HVD_ROUTE_DLQ_PURGE;
-        else {
-            snprintf(err, err_size, "unknown admin path");
-            return 404;
-        }
-        hvd_http_method_t allowed =
-            out->route == HVD_ROUTE_DLQ_LIST ? HVD_METHOD_GET : HVD_METHOD_POST;
-        unsigned status = check_method(method, allowed, known, out, err, err_size);
-        if (status)
-            return status;
-        return admin_params(q, partition_count, ctx, out, err, err_size);
+    int admin = path_len >= 7 && memcmp(path, "/admin/", 7) == 0;
+    if (admin && !authorized) {
+        snprintf(err, err_size, "missing or invalid admin key; send Authorization: Bearer KEY");
+        return 401;
     }
-    const char *known = NULL;
-    if (path && bytes_equal(path, path_len, known = "/health"))
-        out->route = HVD_ROUTE_HEALTH;
-    else if (path && bytes_equal(path, path_len, known = "/metrics"))
-        out->route = HVD_ROUTE_METRICS;
-    else {
-        snprintf(err, err_size, "not found");
+    size_t i = 0;
+    size_t route_count = sizeof(routes) / sizeof(routes[0]);
+    while (i < route_count && !bytes_equal(path, path_len, routes[i].path))
+        i++;
+    if (i == route_count) {
+        snprintf(err, err_size, admin ? "unknown admin path" : "not found");
         return 404;
     }
-    return check_method(method, HVD_METHOD_GET, known, out, err, err_size);
+    out->route = routes[i].route;
+    unsigned status = check_method(method, routes[i].method, routes[i].path, out, err,
+                                   err_size);
+    if (status || !admin)
+        return status;
+    return admin_params(q, partition_count, ctx, out, err, err_size);
 }
 
 int hvd_admin_authorized(const char *header, size_t len, const char *admin_key)

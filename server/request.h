@@ -37,7 +37,7 @@ typedef struct hvd_query {
 
 void hvd_query_init(hvd_query_t *q);
 /* Adds one '&'-separated fragment of the query, already URL-decoded as
- * libwebsockets gives it (it may hold NUL bytes decoded from %00).  An
+ * libwebsockets gives it, so it may contain NUL bytes decoded from %00.  An
  * empty fragment is skipped.  Rejects a fragment without '=', with an
  * empty name, with a NUL or control byte, with a name already given, the
  * 33rd parameter and a query over HVD_QUERY_MAX_BYTES.  Returns 0, or -1
@@ -108,7 +108,7 @@ typedef int (*hvd_partition_count_fn)(void *ctx, const char *service);
 
 /* Routes a plain HTTP request and checks its admin parameters in this
  * order: admin key (401), admin path (404), method (405), query syntax,
- * service (400, or 404 when @partition_count does not know it), partition
+ * service (400, or 404 when @partition_count returns -1 for it), partition
  * and limit (400).  /health and /metrics read no query.  @authorized is
  * the result of hvd_admin_authorized().  Returns 0 with @out filled, or
  * the HTTP status with a message in @err (and out->allow set for 405). */
@@ -119,7 +119,7 @@ unsigned hvd_http_route(hvd_http_method_t method, const char *path, size_t path_
 
 /* Checks an Authorization header value (@header may be NULL when the
  * request has none) against @admin_key: "Bearer" in any case, one or more
- * spaces, then the key.  Returns 1 when @admin_key is NULL or matches. */
+ * spaces or tabs, then the key.  Returns 1 when @admin_key is NULL or matches. */
 int hvd_admin_authorized(const char *header, size_t len, const char *admin_key);
 
 /* Parses a Content-Length value: decimal digits only, at most

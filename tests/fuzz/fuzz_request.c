@@ -4,10 +4,10 @@
  * Input: one method byte ('G' GET, 'P' POST, anything else another
  * method), then newline-separated pieces: the path, the Authorization
  * value, the Content-Length value, then one query fragment per piece as
- * libwebsockets gives it (URL-decoded, so it may hold NUL bytes).  Every
- * piece goes through the upgrade, route, bearer and Content-Length
- * parsers, and each result is checked against what the server relies on;
- * a broken rule aborts.
+ * libwebsockets gives it (URL-decoded, so it may contain NUL bytes).  The
+ * pieces go through the upgrade, route, bearer and Content-Length parsers.
+ * Each result is checked against what the server relies on, and a broken
+ * rule aborts.
  */
 #include <inttypes.h>
 #include <stddef.h>
@@ -191,7 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     hvd_http_method_t method = data[0] == 'G' ? HVD_METHOD_GET
                              : data[0] == 'P' ? HVD_METHOD_POST : HVD_METHOD_OTHER;
-    /* Pieces point into a heap copy so ASan sees reads past each one. */
+    /* Pieces point into a heap copy, so ASan reports reads past the input. */
     char *copy = malloc(size - 1 ? size - 1 : 1);
     if (!copy)
         return 0;

@@ -109,7 +109,7 @@ class RequestTest(unittest.TestCase):
         return run(body())
 
     def assert_still_serving(self):
-        """A valid producer still connects and emits, and /health answers."""
+        """Checks that a valid producer still connects and emits and /health returns ok."""
         async def body():
             p = await Peer.producer(self.server, client_id="after-hostile")
             reply = await p.emit("check:alive", {"ok": True})
@@ -154,8 +154,8 @@ class RequestTest(unittest.TestCase):
                 status, body = self.upgrade(query)
                 self.assertEqual(status, expected, body)
                 self.assertIn(text, body)
-        # libwebsockets 4.1.6 closes these without a response, or answers
-        # 403 for a bad escape, before hiventd sees the request.
+        # libwebsockets 4.1.6 rejects these before hiventd reads them: it
+        # closes without a response, or responds 403 to a bad escape.
         for query in (key + b"&service=bill%00ing", b"api_key=" + API_KEY.encode() + b"%00",
                       key + b"&service=bill%0Aing", key + b"&service=billing&x=%",
                       key + b"&service=billing&x=%4"):
@@ -180,7 +180,7 @@ class RequestTest(unittest.TestCase):
         self.assertIn(status, (None, 400, 403, 404), body)
         self.assert_still_serving()
 
-    def test_valid_upgrade_answers_101(self):
+    def test_valid_upgrade_gets_101(self):
         query = b"vsn=1.0.0&service=billing&name=&client_id=&gzip=0&api_key=" + API_KEY.encode()
         status, _ = self.upgrade(query)
         self.assertEqual(status, 101)
