@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <msgpack.h>
 
@@ -13,6 +14,7 @@
 #include "hiventd.h"
 #include "log.h"
 #include "partition.h"
+#include "siphash.h"
 
 hvd_body_t *hvd_body_new(const void *data, size_t size, int64_t version, const char *name)
 {
@@ -98,6 +100,82 @@ int hvd_service_matches(const hvd_service_t *svc, const char *event_name)
     return 0;
 }
 
+/* ---- uuid index of a partition ----
+ *
+ * Acks and quarantines name an entry by uuid.  Scanning the list cost
+ * O(entries) per ack, and each ack of an entry that was already completed
+ * (a consumer acking after its partition moved, or twice) scanned the whole
+ * partition.  The index is a chained hash table with at most one entry per
+ * bucket on average; the hash is keyed with random bytes so that clients,
+ * who choose uuids, cannot put them all in one bucket. */
+
+#define INDEX_MIN_SIZE 64
+
+static uint8_t index_key[16];
+static int index_key_ready;
+
+static uint64_t uuid_hash(const char *uuid)
+{
+    if (!index_key_ready) {
+        if (getrandom(index_key, sizeof(index_key), 0) != (ssize_t)sizeof(index_key))
+            hvd_warn("getrandom failed; the uuid index uses a fixed hash key");
+        index_key_ready = 1;
+    }
+    return hvd_siphash24(index_key, uuid, strlen(uuid));
+}
+
+static void index_link(hvd_entry_t **buckets, int size, hvd_entry_t *e)
+{
+    hvd_entry_t **slot = &buckets[e->hash & (uint64_t)(size - 1)];
+    e->index_next = *slot;
+    *slot = e;
+}
+
+/* Rebuilds the index of @p with @size buckets.  On allocation failure the
+ * old index stays, so lookups remain correct with longer chains. */
+static void index_resize(hvd_partition_t *p, int size)
+{
+    hvd_entry_t **buckets = calloc((size_t)size, sizeof(*buckets));
+    if (!buckets)
+        return;
+    for (hvd_entry_t *e = p->head; e; e = e->next)
+        index_link(buckets, size, e);
+    free(p->index);
+    p->index = buckets;
+    p->index_size = size;
+}
+
+/* Indexes @e, which is already in @p's list. */
+static void index_add(hvd_partition_t *p, hvd_entry_t *e)
+{
+    if (p->count > p->index_size) {
+        int old_size = p->index_size;
+        int size = old_size ? old_size * 2 : INDEX_MIN_SIZE;
+        if (size > 0)
+            index_resize(p, size);
+        if (p->index_size != old_size)
+            return; /* the rebuild walked the list, @e included */
+    }
+    if (p->index)
+        index_link(p->index, p->index_size, e);
+}
+
+static void index_remove(hvd_partition_t *p, hvd_entry_t *e)
+{
+    if (!p->index)
+        return;
+    hvd_entry_t **pp = &p->index[e->hash & (uint64_t)(p->index_size - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->index_next;
+    if (*pp)
+        *pp = e->index_next;
+    e->index_next = NULL;
+    /* Shrink after a drain so an idle partition does not keep a large
+     * table; the gap between 1/8 and 1 avoids resizing back and forth. */
+    if (p->index_size > INDEX_MIN_SIZE && p->count < p->index_size / 8)
+        index_resize(p, p->index_size / 2);
+}
+
 int hvd_partition_insert(hvd_server_t *srv, hvd_partition_t *p, int64_t seq, const char *uuid,
                          hvd_body_t *body)
 {
@@ -106,6 +184,7 @@ int hvd_partition_insert(hvd_server_t *srv, hvd_partition_t *p, int64_t seq, con
     if (!e)
         return -1;
     e->seq = seq;
+    e->hash = uuid_hash(uuid);
     memcpy(e->uuid, uuid, uuid_len + 1);
 
     /* Walk back over waiting entries with a larger seq; entries in flight
@@ -128,6 +207,7 @@ int hvd_partition_insert(hvd_server_t *srv, hvd_partition_t *p, int64_t seq, con
     if (!p->cursor || p->cursor == e->next)
         p->cursor = e;
     p->count++;
+    index_add(p, e);
     if (seq >= p->next_seq)
         p->next_seq = seq + 1;
     /* Keep the body only when it continues the run of bodies that starts
@@ -231,10 +311,24 @@ hvd_body_t *hvd_entry_body(hvd_server_t *srv, hvd_service_t *svc, int part, hvd_
 
 hvd_entry_t *hvd_partition_find(hvd_partition_t *p, const char *uuid)
 {
-    for (hvd_entry_t *e = p->head; e; e = e->next)
-        if (strcmp(e->uuid, uuid) == 0)
-            return e;
-    return NULL;
+    if (!p->index) {
+        /* Only when allocating the first index failed. */
+        for (hvd_entry_t *e = p->head; e; e = e->next)
+            if (strcmp(e->uuid, uuid) == 0)
+                return e;
+        return NULL;
+    }
+    /* A uuid can be queued twice in one partition, because a dead letter
+     * can be replayed while its original is pending.  The entry with the
+     * lowest seq wins, as it did when the list was scanned. */
+    uint64_t hash = uuid_hash(uuid);
+    hvd_entry_t *found = NULL;
+    for (hvd_entry_t *e = p->index[hash & (uint64_t)(p->index_size - 1)]; e;
+         e = e->index_next) {
+        if (e->hash == hash && strcmp(e->uuid, uuid) == 0 && (!found || e->seq < found->seq))
+            found = e;
+    }
+    return found;
 }
 
 void hvd_partition_remove(hvd_server_t *srv, hvd_partition_t *p, hvd_entry_t *e)
@@ -254,6 +348,7 @@ void hvd_partition_remove(hvd_server_t *srv, hvd_partition_t *p, hvd_entry_t *e)
     else
         p->tail = e->prev;
     p->count--;
+    index_remove(p, e);
     entry_drop_body(srv, e);
     free(e);
 }

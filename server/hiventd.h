@@ -41,6 +41,8 @@ typedef struct hvd_body {
  * an entry takes 80 bytes of heap without its body. */
 typedef struct hvd_entry {
     struct hvd_entry *prev, *next;
+    struct hvd_entry *index_next; /* next entry in the same uuid index bucket */
+    uint64_t hash;                /* keyed hash of uuid */
     int64_t seq;
     hvd_body_t *body;
     hvd_consumer_t *owner;
@@ -51,6 +53,8 @@ typedef struct hvd_partition {
     hvd_entry_t *head, *tail;
     hvd_entry_t *cursor;        /* next entry to deliver, NULL when none */
     int count;                  /* entries in the list */
+    hvd_entry_t **index;        /* uuid -> entry buckets, NULL until the first insert */
+    int index_size;             /* buckets, a power of two */
     int reserved;               /* emits submitted, not yet committed */
     int64_t next_seq;
     hvd_consumer_t *owner;

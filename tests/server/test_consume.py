@@ -3,6 +3,7 @@
 import asyncio
 import http.client
 import json
+import random
 import unittest
 
 import hvtest
@@ -259,6 +260,42 @@ class ConsumeTest(unittest.TestCase):
         got_b = run(body())
         self.assertEqual([f["payload"]["event"]["payload"]["i"] for f in got_b], [2, 3, 4])
         self.assertEqual(self.server.service_health("redo")["pending"], 0)
+
+    def test_acks_in_any_order_complete_each_event(self):
+        """Acks in shuffled order, repeated acks and acks after completion
+        complete exactly the named events of a partition of 300."""
+        async def body():
+            c = await Peer.consumer(self.server, "shuffle", topic="item:new",
+                                    join={"ack": True, "prefetch": 1000, "partition_count": 1})
+            p = await Peer.producer(self.server)
+            for i in range(300):
+                await p.emit("item:new", {"i": i})
+            got = await c.receive_events(300)
+            order = list(range(300))
+            random.Random(7).shuffle(order)
+            acked = order[:200]
+            for n, i in enumerate(acked):
+                await c.ack(got[i])
+                if n % 10 == 0:
+                    await c.ack(got[acked[n // 2]])  # acked before: succeeds, changes nothing
+            await p.close()
+            await c.close()
+            return sorted(order[200:])
+        left = run(body())
+        self.assertEqual(self.server.service_health("shuffle")["pending"], 100)
+
+        async def again():
+            c = await Peer.consumer(self.server, "shuffle", topic="item:new",
+                                    join={"ack": True, "prefetch": 1000, "partition_count": 1})
+            got = await c.receive_events(100)
+            with self.assertRaises(asyncio.TimeoutError):
+                await c.next_push(timeout=0.3)
+            for f in got:
+                await c.ack(f)
+            await c.close()
+            return [f["payload"]["event"]["payload"]["i"] for f in got]
+        self.assertEqual(run(again()), left)
+        self.assertEqual(self.server.service_health("shuffle")["pending"], 0)
 
     def test_without_ack_done_once_pushed(self):
         async def body():
