@@ -255,6 +255,11 @@ static void metrics(hvd_server_t *srv, http_req_t *req)
     metric_head(req, "hivent_store_commit_failures_total", "counter",
                 "Transactions that failed and were retried request by request.");
     out_printf(req, "hivent_store_commit_failures_total %" PRIu64 "\n", st.failures);
+    metric_head(req, "hivent_store_events_pruned_total", "counter",
+                "Event bodies deleted by retention pruning (--retention).");
+    out_printf(req, "hivent_store_events_pruned_total %" PRIu64 "\n", st.events_pruned);
+    metric_head(req, "hivent_store_events", "gauge", "Event bodies in the store.");
+    out_printf(req, "hivent_store_events %" PRId64 "\n", st.events_stored);
     respond(req, 200, "text/plain; version=0.0.4");
 }
 
