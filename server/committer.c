@@ -197,6 +197,8 @@ static void prune_batch(hvd_committer_t *c)
         }
         return;
     }
+    hvd_debug("store: pruning batch deleted %" PRId64 " of %" PRId64 " expired rows in %.1f ms",
+              r.deleted, r.examined, (now - start) * 1000.0);
     pthread_mutex_lock(&c->lock);
     c->stats.events_pruned += (uint64_t)r.deleted;
     pthread_mutex_unlock(&c->lock);

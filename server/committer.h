@@ -77,7 +77,7 @@ typedef struct hvd_commit_stats {
 
 /* Retention pruning of the store thread. */
 typedef struct hvd_prune_config {
-    int64_t retention_ms;       /* age after which an unreferenced body goes; 0: never */
+    int64_t retention_ms;       /* age after which an unreferenced body is deleted; 0: never */
     int interval_ms;            /* pause between two sweeps over the expired rows */
     int batch_rows;             /* rows examined per pruning transaction */
 } hvd_prune_config_t;

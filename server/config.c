@@ -46,7 +46,7 @@ static const struct option_doc {
     {OPT_MAX_BATCH, "max-batch", "N", "most requests committed in one store transaction (default 8192)"},
     {OPT_RETENTION, "retention", "SECONDS", "delete a stored event body this many seconds after it was stored, once no queue holds it; uuids are deduplicated only this long; 0 keeps bodies forever (default 604800, 7 days)"},
     {OPT_PRUNE_INTERVAL, "prune-interval", "MS", "milliseconds between two sweeps that delete expired event bodies (default 1000)"},
-    {OPT_PRUNE_BATCH, "prune-batch", "ROWS", "most event rows examined in one pruning transaction (default 2000)"},
+    {OPT_PRUNE_BATCH, "prune-batch", "ROWS", "maximum event rows examined in one pruning transaction (default 500)"},
     {OPT_HELP, "help", NULL, "print this help and exit"},
 };
 
@@ -262,7 +262,7 @@ static void set_defaults(hvd_config_t *cfg)
     cfg->max_batch = 8192;
     cfg->retention_s = HVD_DEFAULT_RETENTION_S;
     cfg->prune_interval_ms = 1000;
-    cfg->prune_batch = 2000;
+    cfg->prune_batch = 500;
 }
 
 static int load_env(hvd_config_t *cfg)

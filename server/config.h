@@ -34,7 +34,8 @@ typedef struct hvd_config {
 
 /* Default --retention: 7 days. */
 #define HVD_DEFAULT_RETENTION_S (7L * 24 * 3600)
-/* Largest --retention: 100 years, so that milliseconds fit in int64_t with room. */
+/* Maximum --retention: 100 years, which keeps retention_s * 1000 and the
+ * pruning cutoff far from int64_t overflow. */
 #define HVD_MAX_RETENTION_S (100L * 365 * 24 * 3600)
 
 /* Fills @cfg from the environment, then from @argv (options win).  Returns

@@ -218,33 +218,34 @@ class RetentionTest(unittest.TestCase):
 
     def test_retried_uuid_deduplicated_within_window(self):
         server = self.start_server(3)
-        given = str(uuid.uuid4())
+        retried_uuid = str(uuid.uuid4())
 
         async def emit_twice():
             p = await Peer.producer(server)
-            first = await p.emit("order:placed", {"try": 1}, uuid=given)
-            retried = await p.emit("order:placed", {"try": 2}, uuid=given)
+            first = await p.emit("order:placed", {"try": 1}, uuid=retried_uuid)
+            retried = await p.emit("order:placed", {"try": 2}, uuid=retried_uuid)
             await p.close()
             return first, retried
 
         first, retried = run(emit_twice())
         self.assertEqual(first["payload"], {"try": 1})
         self.assertEqual(retried["payload"], {"try": 1})
-        self.assertEqual(retried["meta"]["uuid"], given)
-        self.assertEqual(stored_uuids(server), {given})
+        self.assertEqual(retried["meta"]["uuid"], retried_uuid)
+        self.assertEqual(stored_uuids(server), {retried_uuid})
         self.assertTrue(wait_until(lambda: not stored_uuids(server), 10),
                         "the event was not pruned within 10 s of a 3 s retention")
 
         async def emit_after_window():
             p = await Peer.producer(server)
-            late = await p.emit("order:placed", {"try": 3}, uuid=given)
+            late = await p.emit("order:placed", {"try": 3}, uuid=retried_uuid)
             await p.close()
             return late
 
         # Past the retention window the uuid is stored again as a new event.
         late = run(emit_after_window())
         self.assertEqual(late["payload"], {"try": 3})
-        rows = query(db_file(server), "SELECT count(*) FROM events WHERE uuid = ?", (given,))
+        rows = query(db_file(server), "SELECT count(*) FROM events WHERE uuid = ?",
+                     (retried_uuid,))
         self.assertEqual(rows, [(1,)])
 
     def test_retention_zero_keeps_events(self):
@@ -295,7 +296,8 @@ class RetentionTest(unittest.TestCase):
             p = await Peer.producer(server)
             start = time.monotonic()
             next_sample = start + 4
-            # About 400 events of 1 KiB per second for 20 s, each consumed at once.
+            # Batches of 20 events of about 1 KiB, then a 50 ms pause, for 20 s
+            # (about 350 events per second here), each consumed at once.
             while time.monotonic() - start < 20:
                 refs = []
                 for _ in range(20):
@@ -322,7 +324,7 @@ class RetentionTest(unittest.TestCase):
         self.assertGreaterEqual(len(samples), 4, samples)
         emitted_bytes = sent * 1024
         stored = query(db_file(server), "SELECT count(*) FROM events")[0][0]
-        # Steady state: the first sample (at 4 s) already holds the retained
+        # Steady state: the first sample (at 4 s) already contains the retained
         # window, so later samples may add at most a few pages of slack.
         self.assertLessEqual(samples[-1], samples[0] + 256 * 1024,
                              "hivent.db grew from %d to %d bytes (samples %s)"
