@@ -1,5 +1,7 @@
 /* Frame codec: MessagePack and gzip (vsn 1.0.0) and JSON (vsn 2.0.0). */
 #include <msgpack.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <zlib.h>
 
 #include "check.h"
@@ -313,6 +315,85 @@ static void gunzip_limit_is_exact(void)
     hv_buf_free(&out);
 }
 
+/* Returns @n letters from a xorshift generator over 16 letters, which
+ * compress well but differ for each @seed. */
+static unsigned char *letters(size_t n, uint32_t seed)
+{
+    unsigned char *p = malloc(n);
+    uint32_t x = seed | 1;
+    for (size_t i = 0; p && i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (unsigned char)('a' + x % 16);
+    }
+    return p;
+}
+
+/* Compresses and inflates @rounds inputs of different sizes in turn and
+ * returns how many came back different. */
+static int roundtrip_rounds(uint32_t seed, int rounds)
+{
+    int bad = 0;
+    for (int r = 0; r < rounds; r++) {
+        size_t n = 1024 + (size_t)((seed + (uint32_t)r * 977u) % 9000u);
+        unsigned char *in = letters(n, seed + (uint32_t)r);
+        hv_buf_t gz = {0}, out = {0};
+        char err[256] = "";
+        if (!in || hv_gzip(in, n, &gz) != 0 ||
+            hv_gunzip(gz.data, gz.len, n, &out, err, sizeof err) != 0 || out.len != n ||
+            memcmp(out.data, in, n) != 0)
+            bad++;
+        free(in);
+        hv_buf_free(&gz);
+        hv_buf_free(&out);
+    }
+    return bad;
+}
+
+/* Each thread reuses one deflate and one inflate stream, so a failed
+ * inflate must leave no state behind for the next frame. */
+static void gzip_streams_reused_after_errors(void)
+{
+    hv_buf_t bomb = {0}, good = {0}, out = {0};
+    char err[256] = "";
+    gzip_zeros(8u << 20, &bomb);
+    unsigned char *in = letters(6000, 42);
+    CHECK_REQUIRE(in != NULL);
+    CHECK_INT(hv_gzip(in, 6000, &good), 0);
+    CHECK_INT(hv_gunzip(bomb.data, bomb.len, 1 << 20, &out, err, sizeof err), -1);
+    CHECK_INT(hv_gunzip(good.data, good.len - 7, 1 << 20, &out, err, sizeof err), -1);
+    CHECK_INT(hv_gunzip(bomb.data, bomb.len / 2, 16u << 20, &out, err, sizeof err), -1);
+    CHECK_INT(out.len, 0);
+    CHECK_INT(hv_gunzip(good.data, good.len, 1 << 20, &out, err, sizeof err), 0);
+    CHECK_INT(out.len, 6000);
+    CHECK(out.len == 6000);
+    CHECK(memcmp(out.data, in, out.len < 6000 ? out.len : 6000) == 0);
+    CHECK_INT(roundtrip_rounds(7, 50), 0);
+    free(in);
+    hv_buf_free(&bomb);
+    hv_buf_free(&good);
+    hv_buf_free(&out);
+}
+
+static void *gzip_thread(void *arg)
+{
+    return (void *)(intptr_t)roundtrip_rounds((uint32_t)(intptr_t)arg, 100);
+}
+
+static void gzip_streams_per_thread(void)
+{
+    pthread_t threads[4];
+    for (intptr_t i = 0; i < 4; i++)
+        CHECK_REQUIRE(pthread_create(&threads[i], NULL, gzip_thread, (void *)(i * 1000 + 1)) ==
+                      0);
+    for (int i = 0; i < 4; i++) {
+        void *bad = NULL;
+        pthread_join(threads[i], &bad);
+        CHECK_INT((intptr_t)bad, 0);
+    }
+}
+
 static void frame_rejects_over_max_size(void)
 {
     hv_buf_t payload = {0}, out = {0};
@@ -458,6 +539,8 @@ int main(void)
     RUN_TEST(frame_rejects_nesting_bomb);
     RUN_TEST(frame_rejects_gzip_bomb);
     RUN_TEST(gunzip_limit_is_exact);
+    RUN_TEST(gzip_streams_reused_after_errors);
+    RUN_TEST(gzip_streams_per_thread);
     RUN_TEST(frame_rejects_over_max_size);
     RUN_TEST(json_frame_roundtrip);
     RUN_TEST(json_frame_rejects_malformed);
