@@ -29,6 +29,34 @@ static void hv_py_raise_errbuf(int code)
 }
 %}
 
+/* ---- strings in ---- */
+
+/* A str argument passes the UTF-8 form that the str object caches, without
+ * SWIG's copy into a malloc()ed buffer.  The argument tuple keeps the str
+ * alive for the whole call, also while the GIL is released.  None passes
+ * NULL.  A NUL character raises ValueError, because C would see the text
+ * cut short. */
+%typemap(in) const char * {
+    if ($input == Py_None) {
+        $1 = NULL;
+    } else if (!PyUnicode_Check($input)) {
+        PyErr_Format(PyExc_TypeError, "argument $argnum of $symname must be str or None, "
+                     "not %.100s", Py_TYPE($input)->tp_name);
+        SWIG_fail;
+    } else {
+        Py_ssize_t len;
+        $1 = (char *)PyUnicode_AsUTF8AndSize($input, &len);
+        if (!$1)
+            SWIG_fail;
+        if (strlen($1) != (size_t)len) {
+            PyErr_Format(PyExc_ValueError, "argument $argnum of $symname must not contain "
+                         "NUL characters: %R", $input);
+            SWIG_fail;
+        }
+    }
+}
+%typemap(freearg) const char * "";
+
 /* ---- errstr buffers ---- */
 
 %typemap(in, numinputs=0) (char *errstr, size_t errstr_size) {
@@ -83,7 +111,19 @@ static void hv_py_raise_errbuf(int code)
 }
 %enddef
 
-HV_PY_PAYLOAD_IN(payload, payload_size, "payload")
+/* Emit payloads use the calling thread's reused buffer: the core copies
+ * the payload into its own frame before hivent_emit() or
+ * hivent_emit_async() returns. */
+%typemap(in) (const void *payload, size_t payload_size) (hv_py_packed_t packed = {NULL, 0, 0}) {
+    if (hv_py_pack_scratch($input, "payload", &packed) < 0)
+        SWIG_fail;
+    $1 = packed.data;
+    $2 = packed.size;
+}
+%typemap(freearg) (const void *payload, size_t payload_size) {
+    hv_py_packed_release(&packed$argnum);
+}
+
 HV_PY_PAYLOAD_IN(payload_subset, payload_subset_size, "payload")
 HV_PY_PAYLOAD_IN(meta_subset, meta_subset_size, "meta")
 

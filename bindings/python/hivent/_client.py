@@ -27,26 +27,60 @@ from ._notices import (
 
 DeliveryCallback = Callable[[Optional[BaseException], Optional[Event]], Any]
 
+# Event.from_packed_fields() without the extra call: the payload of a
+# delivered event stays MessagePack bytes until it is read.
+_event_from_fields = Event.from_fields
+
 # The wrapped C function itself, without the pass-through Python function
 # that SWIG's proxy module defines around it.
 _emit_async = getattr(capi, "_capi", capi).hivent_emit_async
 
 
+# Guards the creation of an _EmitFuture's condition against the
+# dispatcher resolving the future at the same time.
+_condition_lock = threading.Lock()
+
+
 class _EmitFuture(Future):
     """The Future of one emit: it starts running, so cancel() returns False.
 
-    Future() followed by set_running_or_notify_cancel() takes and releases
-    the new condition once more per emit; this sets the same fields in one
-    step.
+    Most emit futures are resolved before anybody waits on them, so the
+    threading.Condition that every Future method uses is created only on
+    first use, and :meth:`_finish` resolves a future that has none without
+    taking any lock but one global one.  Both steps run under
+    _condition_lock: a future either gets its result before its condition
+    exists, and every later waiter sees the finished state, or after, and
+    then goes through Future.set_result() with its waiters and callbacks.
     """
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        self._lazy_condition: Optional[threading.Condition] = None
         self._state = _base.RUNNING
         self._result = None
         self._exception = None
         self._waiters: list = []
         self._done_callbacks: list = []
+
+    @property  # type: ignore[override]
+    def _condition(self) -> threading.Condition:
+        with _condition_lock:
+            if self._lazy_condition is None:
+                self._lazy_condition = threading.Condition()
+            return self._lazy_condition
+
+    def _finish(self, result: Any, exception: Optional[BaseException]) -> None:
+        """Resolve the future with @result, or with @exception when it is not None."""
+        with _condition_lock:
+            if self._lazy_condition is None:
+                self._result = result
+                self._exception = exception
+                self._state = _base.FINISHED
+                return
+        if exception is None:
+            self.set_result(result)
+        else:
+            self.set_exception(exception)
+
 
 # Maximum time the dispatcher thread waits in hivent_client_next(), so it
 # notices close() quickly.  A sync emit waits in slices of this length too,
@@ -125,7 +159,7 @@ class Client:
         self._on_state = on_state
         self._on_error = on_error
         self._ids = itertools.count(1)
-        self._pending: Dict[int, Tuple[Future, Optional[DeliveryCallback]]] = {}
+        self._pending: Dict[int, Tuple[_EmitFuture, Optional[DeliveryCallback]]] = {}
         # Ids of sync emits whose caller stopped waiting (timeout or an
         # exception such as KeyboardInterrupt); their results are dropped.
         self._abandoned: Set[int] = set()
@@ -388,7 +422,7 @@ class Client:
                             self._drained.notify_all()
             return handled
 
-    def _take_pending(self, msg_id: int) -> Optional[Tuple[Future, Optional[DeliveryCallback]]]:
+    def _take_pending(self, msg_id: int) -> Optional[Tuple[_EmitFuture, Optional[DeliveryCallback]]]:
         """Remove and return the entry of emit @msg_id, counting it in _in_callback.
 
         Returns None (and logs) when the emit is not pending.
@@ -407,18 +441,18 @@ class Client:
         return None
 
     @staticmethod
-    def _resolve(entry: Tuple[Future, Optional[DeliveryCallback]], fields: Tuple[Any, ...]) -> None:
+    def _resolve(entry: Tuple[_EmitFuture, Optional[DeliveryCallback]],
+                 fields: Tuple[Any, ...]) -> None:
         future, callback = entry
-        event = Event.from_packed_fields(fields[4]) if fields[4] is not None else None
-        if fields[1] == 0:
-            future.set_result(event)  # type: ignore[arg-type]
-            if callback is not None:
-                call_safely(callback, "delivery callback", None, event)
-        else:
-            error = make_error(fields[1], fields[2])
-            future.set_exception(error)
-            if callback is not None:
-                call_safely(callback, "delivery callback", error, event)
+        event = _event_from_fields(fields[4]) if fields[4] is not None else None
+        error = make_error(fields[1], fields[2]) if fields[1] else None
+        future._finish(event, error)
+        if callback is not None:
+            # call_safely() inlined: this runs once per delivery.
+            try:
+                callback(error, event)
+            except Exception:
+                logger.exception("delivery callback %r raised", callback)
 
     # ---- state ----
 
@@ -519,7 +553,7 @@ class Client:
             error = destroyed(f"client closed before the result of emit {msg_id} arrived; "
                               "the event may still have been delivered",
                               capi.HIVENT_ERR_DESTROYED)
-            future.set_exception(error)
+            future._finish(None, error)
             if callback is not None:
                 call_safely(callback, "delivery callback", error, None)
 

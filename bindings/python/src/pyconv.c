@@ -308,6 +308,20 @@ static int pack_value(msgpack_packer *pk, PyObject *value, const hv_py_path_t *p
     return fail_type(path, value);
 }
 
+/* Checks @value against @require_map; returns 1 when there is something to
+ * pack, 0 for None as a map (an empty buffer), -1 with TypeError set. */
+static int check_root(PyObject *value, const char *root, int require_map)
+{
+    if (require_map && value == Py_None)
+        return 0;
+    if (require_map && !PyDict_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a dict, not %.100s", root,
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    return 1;
+}
+
 int hv_py_pack(PyObject *value, const char *root, int require_map, hv_py_packed_t *out)
 {
     msgpack_sbuffer sbuf;
@@ -316,13 +330,10 @@ int hv_py_pack(PyObject *value, const char *root, int require_map, hv_py_packed_
 
     out->data = NULL;
     out->size = 0;
-    if (require_map && value == Py_None)
-        return 0;
-    if (require_map && !PyDict_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "%s must be a dict, not %.100s", root,
-                     Py_TYPE(value)->tp_name);
-        return -1;
-    }
+    out->scratch = 0;
+    int rc = check_root(value, root, require_map);
+    if (rc <= 0)
+        return rc;
     msgpack_sbuffer_init(&sbuf);
     msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
     if (pack_value(&pk, value, &path, 0) < 0) {
@@ -332,6 +343,63 @@ int hv_py_pack(PyObject *value, const char *root, int require_map, hv_py_packed_
     out->data = sbuf.data;
     out->size = sbuf.size;
     return 0;
+}
+
+/* Per-thread packing buffer of hv_py_pack_scratch().  msgpack_sbuffer
+ * allocates 8 KiB on its first write, so a fresh buffer per emit cost one
+ * malloc() and free() of 8 KiB per event.  In glibc a request of that size
+ * first consolidates the fast bins. */
+static _Thread_local msgpack_sbuffer scratch;
+static _Thread_local int scratch_in_use;
+
+/* Ends the use of the scratch buffer, freeing it when a large payload grew
+ * it beyond HV_PY_SCRATCH_KEEP. */
+static void scratch_done(void)
+{
+    if (scratch.alloc > HV_PY_SCRATCH_KEEP) {
+        free(scratch.data);
+        memset(&scratch, 0, sizeof scratch);
+    }
+    scratch_in_use = 0;
+}
+
+int hv_py_pack_scratch(PyObject *value, const char *root, hv_py_packed_t *out)
+{
+    msgpack_packer pk;
+    hv_py_path_t path = {NULL, root, NULL, 0};
+
+    out->data = NULL;
+    out->size = 0;
+    out->scratch = 0;
+    /* A finalizer run by an allocation while packing could emit again on
+     * this thread; that nested call gets a buffer of its own. */
+    if (scratch_in_use)
+        return hv_py_pack(value, root, 1, out);
+    int rc = check_root(value, root, 1);
+    if (rc <= 0)
+        return rc;
+    scratch.size = 0;
+    scratch_in_use = 1;
+    msgpack_packer_init(&pk, &scratch, msgpack_sbuffer_write);
+    if (pack_value(&pk, value, &path, 0) < 0) {
+        scratch_done();
+        return -1;
+    }
+    out->data = scratch.data;
+    out->size = scratch.size;
+    out->scratch = 1;
+    return 0;
+}
+
+void hv_py_packed_release(hv_py_packed_t *packed)
+{
+    if (packed->scratch)
+        scratch_done();
+    else
+        free(packed->data);
+    packed->data = NULL;
+    packed->size = 0;
+    packed->scratch = 0;
 }
 
 /* ---- unpacking ---- */

@@ -16,10 +16,16 @@
  * the core's MessagePack reader, so anything packed here passes there. */
 #define HV_PY_MAX_DEPTH 64
 
-/* Buffer of packed MessagePack bytes; free data with free(). */
+/* Largest per-thread packing buffer kept between calls to
+ * hv_py_pack_scratch(); a larger one is freed after use. */
+#define HV_PY_SCRATCH_KEEP (256 * 1024)
+
+/* Buffer of packed MessagePack bytes.  Free it with hv_py_packed_release(),
+ * or with free(data) when hv_py_pack() filled it. */
 typedef struct hv_py_packed {
     char *data;
     size_t size;
+    int scratch;  /* data is the calling thread's scratch buffer */
 } hv_py_packed_t;
 
 /*
@@ -30,6 +36,18 @@ typedef struct hv_py_packed {
  * or ValueError naming the field path) and @out empty.
  */
 int hv_py_pack(PyObject *value, const char *root, int require_map, hv_py_packed_t *out);
+
+/*
+ * Packs the payload map @value (None gives an empty buffer) as hv_py_pack()
+ * does, but into a buffer of the calling thread that is reused by the next
+ * call, so an emit allocates nothing here.  @out is valid until
+ * hv_py_packed_release(), which must come before the next call on this
+ * thread; a nested call before that gets a malloc()ed buffer.
+ */
+int hv_py_pack_scratch(PyObject *value, const char *root, hv_py_packed_t *out);
+
+/* Releases a buffer filled by hv_py_pack() or hv_py_pack_scratch(). */
+void hv_py_packed_release(hv_py_packed_t *packed);
 
 /* Unpacks exactly one MessagePack value of @size bytes into a new
  * reference, or returns NULL with ValueError set for malformed input. */
