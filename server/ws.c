@@ -956,9 +956,11 @@ static void handle_message(hvd_conn_t *c, const unsigned char *data, size_t len,
     int rc = c->json ? hv_frame_decode_json((const char *)data, len, max, &f, err, sizeof(err))
                      : hv_frame_decode(data, len, max, &f, err, sizeof(err));
     if (rc < 0) {
+        /* A WebSocket close reason has at most 123 bytes; the log line
+         * gets the whole error. */
         char reason[120];
-        snprintf(reason, sizeof(reason), "invalid frame: %s", err);
-        hvd_warn("conn %" PRIu64 " (%s): %s", c->id, c->peer, reason);
+        snprintf(reason, sizeof(reason), "invalid frame: %.100s", err);
+        hvd_warn("conn %" PRIu64 " (%s): invalid frame: %s", c->id, c->peer, err);
         hv_frame_clear(&f);
         hvd_conn_close(c, strstr(err, "exceeds") ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE
                                                  : LWS_CLOSE_STATUS_INVALID_PAYLOAD, reason);
