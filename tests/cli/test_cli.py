@@ -107,18 +107,21 @@ class Hiventd:
 class Background:
     """A CLI process whose output is read on threads, to wait for a line."""
 
-    def __init__(self, args, env):
-        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
+    def __init__(self, args, env, stdout=subprocess.PIPE):
+        """Starts @args; @stdout may be a file descriptor that the caller reads."""
+        self.proc = subprocess.Popen(args, env=env, stdout=stdout,
                                      stderr=subprocess.PIPE, text=True)
         self.stdout_lines = []
         self.stderr_lines = []
         self.cond = threading.Condition()
         self.readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout_lines),
-                             daemon=True),
             threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr_lines),
                              daemon=True),
         ]
+        if self.proc.stdout is not None:
+            self.readers.append(
+                threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout_lines),
+                                 daemon=True))
         for reader in self.readers:
             reader.start()
 
@@ -135,7 +138,7 @@ class Background:
         with self.cond:
             while not any(text in line for line in self.stderr_lines):
                 left = deadline - time.monotonic()
-                if left <= 0 or not self.readers[1].is_alive():
+                if left <= 0 or not self.readers[0].is_alive():
                     return False
                 self.cond.wait(min(left, 0.2))
         return True
@@ -150,7 +153,8 @@ class Background:
             raise
         for reader in self.readers:
             reader.join(5)
-        self.proc.stdout.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self.proc.stderr.close()
         with self.cond:
             return (self.proc.returncode, "".join(self.stdout_lines),
@@ -214,11 +218,12 @@ class CliTestCase(unittest.TestCase):
         self.assert_exit(result, EXIT_OK)
         return json.loads(result.stdout)
 
-    def start_consumer(self, topic, service, partitions, *args, env=None):
+    def start_consumer(self, topic, service, partitions, *args, env=None,
+                       stdout=subprocess.PIPE):
         """Starts 'hivent consume' and waits until it joined its channel."""
         consumer = Background([HIVENT, "consume", topic, "--name", service,
                                "--partitions", str(partitions), "-v"] + list(args),
-                              env if env is not None else self.env())
+                              env if env is not None else self.env(), stdout)
         if not consumer.wait_for_stderr("connected: consuming"):
             code, out, err = consumer.finish(10)
             self.fail("consumer did not join event:%s (exit %s)\nstderr: %s"
@@ -355,6 +360,34 @@ class ConsumeTest(CliTestCase):
         code, out, err = second.finish()
         self.assertEqual(code, EXIT_OK, err)
         self.assertEqual([json.loads(l)["payload"]["job"] for l in out.splitlines()], [1, 2])
+
+    def test_closed_pipe_stops_without_ack(self):
+        # The reader takes one line and closes the pipe, as 'head -1' does.
+        read_end, write_end = os.pipe()
+        try:
+            consumer = self.start_consumer("pipe.closed", "pipesvc", 1, stdout=write_end)
+        finally:
+            os.close(write_end)
+        with os.fdopen(read_end, encoding="utf-8") as reader:
+            self.emit("pipe.closed", {"n": 0}, key="same-key")
+            first = json.loads(reader.readline())
+        self.assertEqual(first["payload"], {"n": 0})
+
+        # Each later event meets a closed pipe: the first write fails with
+        # EPIPE and the client exits without acknowledging it or any other.
+        for i in range(1, 4):
+            self.emit("pipe.closed", {"n": i}, key="same-key")
+        code, _, err = consumer.finish(20)
+        self.assertEqual(code, EXIT_FAILED, err)
+        self.assertIn("writing to standard output failed", err)
+        self.assertIn("Broken pipe", err)
+        self.assertIn("not acknowledged", err)
+
+        second = self.start_consumer("pipe.closed", "pipesvc", 1, "--count", "3",
+                                     "--idle-timeout", "10000")
+        code, out, err = second.finish()
+        self.assertEqual(code, EXIT_OK, err)
+        self.assertEqual([json.loads(l)["payload"]["n"] for l in out.splitlines()], [1, 2, 3])
 
     def test_sigint_leaves_channel(self):
         consumer = self.start_consumer("audit.logged", "auditor", 2)

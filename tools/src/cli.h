@@ -116,8 +116,8 @@ const char *cli_err_hint(hivent_err_t err);
 /* Milliseconds of a monotonic clock. */
 int64_t cli_now_ms(void);
 
-/* Writes @event as one line in @format ("json" or "pretty").  Returns 0,
- * or -1 when writing to @out failed. */
+/* Writes @event as one line in @format ("json" or "pretty") and flushes
+ * @out.  Returns 0, or -1 with errno set when writing to @out failed. */
 int cli_print_event(FILE *out, const hivent_event_t *event, const char *format);
 /* Returns 1 when @format is a known event output format. */
 int cli_event_format_valid(const char *format);

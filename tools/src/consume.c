@@ -1,4 +1,5 @@
 /* hivent consume: print the events of a topic as a consumer of a service. */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -18,6 +19,10 @@ static const char consume_help[] =
     "acknowledge it.  Ctrl-C (SIGINT) or SIGTERM leaves the channel; events\n"
     "not yet printed go to the service's other instances.  Connection\n"
     "changes are printed with -v.\n"
+    "\n"
+    "Events written into a pipe's buffer count as printed, so a reader that\n"
+    "exits early (| head -1) loses the events left in the buffer.  Use\n"
+    "--count N to take N events.\n"
     "\n"
     "Options:\n"
     "  -s, --name SERVICE     consuming service (group) name (required)\n"
@@ -234,10 +239,12 @@ static void fail_with(struct consume_state *st, hivent_err_t err, const char *wh
 static void handle_event(struct consume_state *st, const hivent_event_t *event)
 {
     st->last_event_ms = cli_now_ms();
-    /* Only a printed event is acknowledged, so a closed stdout loses nothing. */
+    /* Acknowledged only after fflush() succeeded, which for a pipe does not
+     * mean the reader read it. The first failed write stops the loop. */
     if (cli_print_event(stdout, event, st->args->format) != 0) {
-        cli_error("writing to standard output failed; event %s was not "
+        cli_error("writing to standard output failed (%s); event %s was not "
                   "acknowledged and will be delivered again",
+                  strerror(errno),
                   hivent_event_uuid(event) ? hivent_event_uuid(event) : "(no uuid)");
         stop_with(st, CLI_EXIT_FAILED);
         return;

@@ -1,4 +1,5 @@
 /* Event output formats of the hivent client: JSON lines and a readable form. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,12 @@ static int print_pretty(FILE *out, const hivent_event_t *event)
 int cli_print_event(FILE *out, const hivent_event_t *event, const char *format)
 {
     int rc = strcmp(format, "pretty") == 0 ? print_pretty(out, event) : print_json(out, event);
-    if (fflush(out) != 0 || ferror(out))
-        rc = -1;
-    return rc;
+    int write_errno = errno;
+    if (fflush(out) != 0)
+        return -1; /* errno is set by fflush, for example EPIPE */
+    if (rc != 0 || ferror(out)) {
+        errno = write_errno;
+        return -1;
+    }
+    return 0;
 }
