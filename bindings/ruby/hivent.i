@@ -12,7 +12,8 @@
  *  - (char *errstr, size_t errstr_size): filled by the core and raised as
  *    a Hivent::Error subclass when the call fails.
  *  - (const void *payload, size_t payload_size) and the memory subset
- *    pairs: a Hash packed to MessagePack by rb_payload.c.
+ *    pairs: a Hash packed to MessagePack by rb_payload.c, the emit
+ *    payload into a reused per-thread buffer.
  *  - hivent_err_t results raise unless the call reports through errstr.
  *  - void *msg_opaque: an Integer id, read back by hivent_notice_msg_id().
  */
@@ -26,7 +27,60 @@
 
 %init %{
     hv_rb_payload_init(rb_define_module("Hivent"));
+    /* SWIG_InitializeModule, which runs first, defined the class. */
+    hv_rb_cClientPointer = rb_const_get(rb_define_module("SWIG"), rb_intern("TYPE_p_hivent_client_s"));
+    rb_gc_register_mark_object(hv_rb_cClientPointer);
 %}
+
+/* ---- client handles --------------------------------------------- */
+
+%{
+/* SWIG::TYPE_p_hivent_client_s, the class of client handles. */
+static VALUE hv_rb_cClientPointer = Qnil;
+%}
+
+/* SWIG's pointer check looks up the @__swigtype__ instance variable and
+ * compares type names on every call.  Only SWIG's NewPointerObj makes
+ * T_DATA objects of the handle class (the class has no new, and its
+ * allocate makes plain objects), so checking the class is enough; every
+ * other object takes SWIG's full check and its TypeError. */
+%typemap(in) hivent_client_t *client (void *argp = 0, int res = 0) {
+    if (RB_TYPE_P($input, T_DATA) && !RTYPEDDATA_P($input) &&
+        rb_obj_class($input) == hv_rb_cClientPointer) {
+        $1 = (hivent_client_t *)DATA_PTR($input);
+    } else {
+        res = SWIG_ConvertPtr($input, &argp, $descriptor, 0);
+        if (!SWIG_IsOK(res)) {
+            SWIG_exception_fail(SWIG_ArgError(res),
+                                Ruby_Format_TypeError("", "hivent_client_t *", "$symname", $argnum, $input));
+        }
+        $1 = (hivent_client_t *)argp;
+    }
+}
+
+/* ---- integers --------------------------------------------------- */
+
+/* SWIG's int64_t conversion sets up an exception handler (rb_rescue) on
+ * every call.  This one reads a Fixnum directly and packs a Bignum with a
+ * range check.  Other types and values outside int64_t raise TypeError,
+ * as SWIG's conversion did. */
+%typemap(in) int64_t version {
+    if (FIXNUM_P($input)) {
+        $1 = (int64_t)FIX2LONG($input);
+    } else if (RB_TYPE_P($input, T_BIGNUM)) {
+        uint64_t magnitude = 0;
+        int sign = rb_integer_pack($input, &magnitude, 1, sizeof magnitude, 0,
+                                   INTEGER_PACK_LSWORD_FIRST | INTEGER_PACK_NATIVE_BYTE_ORDER);
+        if (sign == 1 && magnitude <= (uint64_t)INT64_MAX)
+            $1 = (int64_t)magnitude;
+        else if (sign == -1 && magnitude <= (uint64_t)INT64_MAX + 1)
+            $1 = (int64_t)(0 - magnitude);  /* exact down to INT64_MIN */
+        else
+            rb_raise(rb_eTypeError, "version %" PRIsVALUE " is outside the int64_t range", $input);
+    } else {
+        rb_raise(rb_eTypeError, "version must be an Integer, got %s", rb_obj_classname($input));
+    }
+}
 
 /* ---- strings ---------------------------------------------------- */
 
@@ -76,7 +130,20 @@
 %typemap(freearg) (const void *PTR, size_t SIZE) "RB_GC_GUARD(packed$argnum);";
 %enddef
 
-HV_RB_PAYLOAD_TYPEMAP(payload, payload_size, "payload")
+/* The emit payload packs into the calling thread's reused buffer.  It
+ * packs in a check typemap, which SWIG runs after every in typemap, so
+ * no to_str or to_int of a later argument runs Ruby code (which could
+ * emit and reuse the buffer) before the core copies the bytes. */
+%typemap(in) (const void *payload, size_t payload_size) (VALUE source) {
+    source = $input;
+    $1 = NULL;
+    $2 = 0;
+}
+%typemap(check) (const void *payload, size_t payload_size) {
+    if (!NIL_P(source$argnum))
+        $1 = (void *)hv_rb_pack_map_reused(source$argnum, "payload", &$2);
+}
+
 HV_RB_PAYLOAD_TYPEMAP(payload_subset, payload_subset_size, "payload")
 HV_RB_PAYLOAD_TYPEMAP(meta_subset, meta_subset_size, "meta")
 

@@ -107,6 +107,81 @@ RSpec.describe "emit" do
     end
   end
 
+  describe "payload buffer" do
+    it "sends only the new payload after a rejected one" do
+      bad = { "big" => "y" * 10_000, "bad" => Object.new }
+      expect { client.emit("emit:reuse", bad, version: 1) }.to raise_error(TypeError, /payload\.bad/)
+      expect(client.emit("emit:reuse", { "n" => 1 }, version: 1).payload).to eq({ "n" => 1 })
+    end
+
+    it "keeps payloads apart across sizes" do
+      large = { "data" => "z" * 400_000 }
+      expect(client.emit("emit:large", large, version: 1).payload).to eq(large)
+      expect(client.emit("emit:small", { "a" => "b" }, version: 1).payload).to eq({ "a" => "b" })
+      expect(client.emit("emit:empty", nil, version: 1).payload).to eq({})
+    end
+
+    it "keeps payloads apart across threads" do
+      threads = Array.new(4) do |t|
+        Thread.new do
+          Array.new(50) { |i| client.emit_async("emit:threads", { "t" => t, "i" => i, "pad" => "p" * (t * 300) }, version: 1) }
+        end
+      end
+      deliveries = threads.flat_map(&:value)
+      expect(client.flush(20)).to eq(0)
+      deliveries.each { |delivery| expect(delivery.error).to be_nil }
+      payloads = deliveries.map { |delivery| delivery.event.payload }
+      expected = Array.new(4) { |t| Array.new(50) { |i| { "t" => t, "i" => i, "pad" => "p" * (t * 300) } } }.flatten
+      expect(payloads).to match_array(expected)
+    end
+
+    it "names a payload key that is not a String" do
+      expect { client.emit_async("emit:key", { 1 => 2 }, version: 1) }
+        .to raise_error(TypeError, /payload: map key of class Integer/)
+      expect(client.outstanding).to eq(0)
+    end
+
+    it "reports a long path cut at 240 characters" do
+      payload = {}
+      inner = payload
+      20.times do
+        inner["k" * 20] = {}
+        inner = inner["k" * 20]
+      end
+      inner["bad"] = Object.new
+      expect { client.emit("emit:deep", payload, version: 1) }.to raise_error(TypeError) do |error|
+        path = error.message.split(": ").first
+        expect(path.length).to eq(243)
+        expect(path).to end_with("...")
+        expect(path).to start_with("payload.#{'k' * 20}.")
+      end
+    end
+  end
+
+  describe "delivery reports" do
+    it "builds the event of an asynchronous emit" do
+      seen = nil
+      delivery = client.emit_async("emit:report", { "x" => [1, "two"] }, version: 5, cid: "c-9", key: "k-9") do |event, error|
+        seen = [event, error]
+      end
+      expect(client.flush(10)).to eq(0)
+      event, error = seen
+      expect(error).to be_nil
+      expect(event).to be(delivery.event)
+      expect(event.name).to eq("emit:report")
+      expect(event.payload).to eq({ "x" => [1, "two"] })
+      expect(event.meta.keys).to eq(%w[version cid key producer uuid created_at])
+      expect(event.version).to eq(5)
+      expect(event.cid).to eq("c-9")
+      expect(event.key).to eq("k-9")
+      expect(event.producer).to be_a(String)
+      expect(event.uuid).to match(/\A\h{8}-\h{4}-\h{4}-\h{4}-\h{12}\z/)
+      expect(event.queue).to be_nil
+      expect(event.partition).to be_nil
+      expect(event.name.frozen?).to be(false)
+    end
+  end
+
   describe "errors" do
     it "rejects a version that is not positive" do
       expect { client.emit("emit:v0", {}, version: 0) }.to raise_error(Hivent::InvalidArgError)
@@ -114,6 +189,25 @@ RSpec.describe "emit" do
 
     it "rejects a version that is not an Integer" do
       expect { client.emit("emit:vs", {}, version: "1") }.to raise_error(TypeError, /version/)
+    end
+
+    it "rejects a version outside the 64-bit range" do
+      expect { client.emit("emit:vbig", {}, version: 2**63) }.to raise_error(TypeError, /version/)
+      expect { client.emit("emit:vbig", {}, version: 2**70) }.to raise_error(TypeError, /version/)
+      expect { client.emit("emit:vneg", {}, version: -2**63 - 1) }.to raise_error(TypeError, /version/)
+      expect(client.outstanding).to eq(0)
+    end
+
+    it "accepts a Bignum version inside the 64-bit range" do
+      expect(client.emit("emit:vwide", {}, version: 2**63 - 1).version).to eq(2**63 - 1)
+      expect(client.emit("emit:vwide", {}, version: 2**62).version).to eq(2**62)
+    end
+
+    it "rejects a native call with a handle of another type" do
+      expect { Hivent::Native.hivent_emit_async("not a client", "emit:x", {}, 1, nil, nil, 1) }
+        .to raise_error(TypeError, /hivent_client_t/)
+      expect { Hivent::Native.hivent_emit_async(nil, "emit:x", {}, 1, nil, nil, 1) }
+        .to raise_error(Hivent::InvalidArgError)
     end
 
     it "rejects an empty or invalid name" do

@@ -69,6 +69,12 @@ RSpec.describe "payload conversion" do
       expect(round_trip({ "d" => deep })).to eq({ "d" => deep })
     end
 
+    it "rejects packing one level past 64" do
+      deep = 63.times.reduce(1) { |inner, _| [inner] }
+      expect { native.payload_pack({ "d" => deep }) }
+        .to raise_error(ArgumentError, /\Apayload\.d(\[0\]){63}: nesting is deeper than 64/)
+    end
+
     it "keeps extension values" do
       ext = Hivent::Ext.new(-1, "\x00\x01\x02\x03".b)
       expect(round_trip({ "ts" => ext })["ts"]).to eq(ext)

@@ -251,41 +251,108 @@ VALUE hv_rb_event_fields(const hivent_event_t *event)
     return event_fields(event, 0);
 }
 
+/* Ids and frozen meta keys for event_object(), created on first use. */
+static VALUE event_class = Qnil;
+static ID id_name, id_payload, id_packed, id_meta, id_queue, id_partition;
+static VALUE meta_keys[6];
+
+static void event_object_init(void)
+{
+    static const char *const keys[6] = { "version", "cid", "key", "producer", "uuid",
+                                         "created_at" };
+
+    id_name = rb_intern("@name");
+    id_payload = rb_intern("@payload");
+    id_packed = rb_intern("@packed");
+    id_meta = rb_intern("@meta");
+    id_queue = rb_intern("@queue");
+    id_partition = rb_intern("@partition");
+    for (int i = 0; i < 6; i++) {
+        meta_keys[i] = rb_obj_freeze(rb_utf8_str_new_cstr(keys[i]));
+        rb_gc_register_mark_object(meta_keys[i]);
+    }
+    /* Set last, because a non-nil event_class marks the ids and keys as ready. */
+    event_class = rb_path2class("Hivent::Event");
+    rb_gc_register_mark_object(event_class);
+}
+
+/* Builds a Hivent::Event with the instance variables that
+ * Event#load_packed_fields sets, without the fields Array and the Ruby
+ * calls.  The payload stays MessagePack bytes in @packed until
+ * Event#payload decodes it.  lib/hivent/event.rb must keep these
+ * instance variable names. */
+static VALUE event_object(const hivent_event_t *event)
+{
+    VALUE object, meta, pairs[12];
+    const void *payload;
+    size_t size = 0;
+    int partition;
+
+    if (NIL_P(event_class))
+        event_object_init();
+    object = rb_obj_alloc(event_class);
+    rb_ivar_set(object, id_name, string_or_nil(hivent_event_name(event)));
+    payload = hivent_event_payload(event, &size);
+    if (payload && size > 0) {
+        rb_ivar_set(object, id_payload, Qnil);
+        rb_ivar_set(object, id_packed, rb_str_new(payload, (long)size));
+    } else {
+        rb_ivar_set(object, id_payload, rb_hash_new());
+        rb_ivar_set(object, id_packed, Qnil);
+    }
+    pairs[0] = meta_keys[0];
+    pairs[1] = LL2NUM(hivent_event_version(event));
+    pairs[2] = meta_keys[1];
+    pairs[3] = string_or_nil(hivent_event_cid(event));
+    pairs[4] = meta_keys[2];
+    pairs[5] = string_or_nil(hivent_event_key(event));
+    pairs[6] = meta_keys[3];
+    pairs[7] = string_or_nil(hivent_event_producer(event));
+    pairs[8] = meta_keys[4];
+    pairs[9] = string_or_nil(hivent_event_uuid(event));
+    pairs[10] = meta_keys[5];
+    pairs[11] = string_or_nil(hivent_event_created_at(event));
+    meta = rb_hash_new();
+    rb_hash_bulk_insert(12, pairs, meta);
+    rb_ivar_set(object, id_meta, meta);
+    rb_ivar_set(object, id_queue, string_or_nil(hivent_event_queue(event)));
+    partition = hivent_event_partition(event);
+    rb_ivar_set(object, id_partition, partition < 0 ? Qnil : INT2NUM(partition));
+    return object;
+}
+
+/* The event slot is nil or depends on @packed.  With 0 it is the Array of
+ * event_fields() with a decoded payload, with 1 the same Array with the
+ * payload as bytes, and with 2 a Hivent::Event from event_object(). */
 static VALUE notice_fields(const hivent_notice_t *notice, int packed)
 {
     hivent_notice_type_t type;
     const hivent_event_t *event;
-    VALUE fields;
+    VALUE values[11];
 
     if (!notice)
         rb_raise(rb_eArgError, "notice is nil");
     type = hivent_notice_type(notice);
     event = hivent_notice_event(notice);
-    fields = rb_ary_new_capa(11);
-    rb_ary_push(fields, INT2NUM((int)type));
-    rb_ary_push(fields, INT2NUM((int)hivent_notice_err(notice)));
-    rb_ary_push(fields, string_or_nil(hivent_notice_errstr(notice)));
-    rb_ary_push(fields, ULL2NUM(type == HIVENT_NOTICE_DELIVERY ? hivent_notice_msg_id(notice) : 0));
-    rb_ary_push(fields, event ? event_fields(event, packed) : Qnil);
+    for (int i = 0; i < 11; i++)
+        values[i] = Qnil;
+    values[0] = INT2NUM((int)type);
+    values[1] = INT2NUM((int)hivent_notice_err(notice));
+    values[2] = string_or_nil(hivent_notice_errstr(notice));
+    values[3] = ULL2NUM(type == HIVENT_NOTICE_DELIVERY ? hivent_notice_msg_id(notice) : 0);
+    if (event)
+        values[4] = packed == 2 ? event_object(event) : event_fields(event, packed);
     if (type == HIVENT_NOTICE_STATE) {
-        rb_ary_push(fields, INT2NUM((int)hivent_notice_state(notice)));
-        rb_ary_push(fields, INT2NUM(hivent_notice_attempt(notice)));
-        rb_ary_push(fields, INT2NUM(hivent_notice_next_attempt_ms(notice)));
-    } else {
-        rb_ary_push(fields, Qnil);
-        rb_ary_push(fields, Qnil);
-        rb_ary_push(fields, Qnil);
+        values[5] = INT2NUM((int)hivent_notice_state(notice));
+        values[6] = INT2NUM(hivent_notice_attempt(notice));
+        values[7] = INT2NUM(hivent_notice_next_attempt_ms(notice));
     }
     if (type == HIVENT_NOTICE_LOG) {
-        rb_ary_push(fields, INT2NUM(hivent_notice_log_level(notice)));
-        rb_ary_push(fields, string_or_nil(hivent_notice_log_facility(notice)));
-        rb_ary_push(fields, string_or_nil(hivent_notice_log_message(notice)));
-    } else {
-        rb_ary_push(fields, Qnil);
-        rb_ary_push(fields, Qnil);
-        rb_ary_push(fields, Qnil);
+        values[8] = INT2NUM(hivent_notice_log_level(notice));
+        values[9] = string_or_nil(hivent_notice_log_facility(notice));
+        values[10] = string_or_nil(hivent_notice_log_message(notice));
     }
-    return fields;
+    return rb_ary_new_from_values(11, values);
 }
 
 VALUE hv_rb_notice_fields(const hivent_notice_t *notice)
@@ -298,9 +365,9 @@ VALUE hv_rb_notice_fields_packed(const hivent_notice_t *notice)
     return notice_fields(notice, 1);
 }
 
-static VALUE convert_packed(VALUE notice)
+static VALUE convert_for_drain(VALUE notice)
 {
-    return notice_fields((const hivent_notice_t *)notice, 1);
+    return notice_fields((const hivent_notice_t *)notice, 2);
 }
 
 VALUE hv_rb_client_drain(hivent_client_t *client, int timeout_ms, int max)
@@ -319,7 +386,7 @@ VALUE hv_rb_client_drain(hivent_client_t *client, int timeout_ms, int max)
     list = rb_ary_new();
     while (notice) {
         int state = 0;
-        VALUE fields = rb_protect(convert_packed, (VALUE)notice, &state);
+        VALUE fields = rb_protect(convert_for_drain, (VALUE)notice, &state);
 
         if (state) {
             VALUE exc = rb_errinfo();

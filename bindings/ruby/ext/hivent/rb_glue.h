@@ -65,8 +65,9 @@ VALUE hv_rb_notice_fields_packed(const hivent_notice_t *notice);
 /*
  * Takes up to @max notices of @client, waiting for the first as
  * hv_rb_client_next() does, and returns an Array with one entry per
- * notice: the Array of hv_rb_notice_fields_packed(), or
- * [exception, type, msg_id] for a notice that could not be converted.
+ * notice: an Array as from hv_rb_notice_fields_packed() but with a
+ * Hivent::Event (payload decoded on first read) or nil in the event slot,
+ * or [exception, type, msg_id] for a notice that could not be converted.
  * The notices are freed.  An empty Array means none arrived in time.
  * One call per batch saves a wrapped pointer object and two method calls
  * per notice.

@@ -1,8 +1,10 @@
 /* Conversion between Ruby objects and MessagePack bytes. */
 #include "rb_payload.h"
 
-#include <stdarg.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <msgpack.h>
@@ -16,59 +18,114 @@
 
 static VALUE hv_rb_cExt = Qnil;
 
-void hv_rb_payload_init(VALUE module)
-{
-    hv_rb_cExt = rb_struct_define_under(module, "Ext", "type", "data", NULL);
-    rb_gc_register_mark_object(hv_rb_cExt);
-}
-
 /* ------------------------------------------------------------------ */
 /* Packing                                                             */
 /* ------------------------------------------------------------------ */
 
+/* A growable byte buffer that msgpack-c writes into. */
+typedef struct hv_rb_bytes {
+    char *data;
+    size_t len;
+    size_t cap;
+} hv_rb_bytes_t;
+
+/* One step of the path to the value being packed: a map key or an array
+ * index.  The key String stays referenced from this C stack frame's
+ * packer, so the conservative GC keeps it alive. */
+typedef struct hv_rb_path_step {
+    VALUE key;      /* Qundef for an array index */
+    long index;
+} hv_rb_path_step_t;
+
 typedef struct hv_rb_packer {
     msgpack_packer pk;
-    VALUE out;                       /* ASCII-8BIT String being filled */
-    char path[HV_RB_PATH_MAX + 4];   /* room for "..." and the NUL */
-    size_t path_len;
+    VALUE out;                       /* ASCII-8BIT String being filled, or Qnil */
+    hv_rb_bytes_t *bytes;            /* buffer being filled when out is Qnil */
+    const char *root;
+    hv_rb_path_step_t steps[HV_RB_MAX_DEPTH];
     int depth;
+    char path[HV_RB_PATH_MAX + 4];   /* room for "..." and the NUL */
 } hv_rb_packer_t;
+
+/* Per-thread buffer of hv_rb_pack_map_reused(), freed when the thread
+ * exits.  Ruby threads are native threads, so each has its own. */
+static pthread_key_t reused_key;
+static int reused_key_ok;
+
+/* A reused buffer larger than this is freed after the next pack, so one
+ * huge payload does not pin its memory for the thread's lifetime. */
+#define HV_RB_REUSED_KEEP (256 * 1024)
+
+static void free_bytes(void *arg)
+{
+    hv_rb_bytes_t *b = arg;
+
+    if (b) {
+        free(b->data);
+        free(b);
+    }
+}
 
 static void pack_value(hv_rb_packer_t *p, VALUE obj);
 
-static int append_bytes(void *data, const char *buf, size_t len)
+static int append_string(void *data, const char *buf, size_t len)
 {
     rb_str_buf_cat(*(VALUE *)data, buf, (long)len);
     return 0;
 }
 
-/* Appends formatted text to the path and returns the previous length for
- * path_pop().  A path longer than HV_RB_PATH_MAX ends in "...". */
-static size_t path_push(hv_rb_packer_t *p, const char *fmt, ...)
+static int append_bytes(void *data, const char *buf, size_t len)
 {
-    size_t old = p->path_len;
-    size_t room = HV_RB_PATH_MAX - p->path_len;
-    va_list ap;
-    int n;
+    hv_rb_bytes_t *b = data;
 
-    if (old >= HV_RB_PATH_MAX)
-        return old;
-    va_start(ap, fmt);
-    n = vsnprintf(p->path + old, room + 1, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n > room) {
-        memcpy(p->path + HV_RB_PATH_MAX, "...", 4);
-        p->path_len = HV_RB_PATH_MAX;
-    } else {
-        p->path_len += (size_t)n;
+    if (len > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 512;
+        char *grown;
+
+        while (len > cap - b->len) {
+            if (cap > SIZE_MAX / 2)
+                rb_raise(rb_eNoMemError, "packed payload would exceed %zu bytes", SIZE_MAX / 2);
+            cap *= 2;
+        }
+        grown = realloc(b->data, cap);
+        if (!grown)
+            rb_raise(rb_eNoMemError, "failed to allocate %zu bytes for a packed payload", cap);
+        b->data = grown;
+        b->cap = cap;
     }
-    return old;
+    memcpy(b->data + b->len, buf, len);
+    b->len += len;
+    return 0;
 }
 
-static void path_pop(hv_rb_packer_t *p, size_t old)
+/* Renders the path of the value being packed, such as
+ * "payload.user.ids[2]", for an error message.  Paths are only rendered
+ * when packing fails, so a successful pack formats no text.  A path
+ * longer than HV_RB_PATH_MAX ends in "...". */
+static const char *path_text(hv_rb_packer_t *p)
 {
-    p->path_len = old;
-    p->path[old] = '\0';
+    size_t len = 0;
+    int n = snprintf(p->path, HV_RB_PATH_MAX + 1, "%s", p->root);
+
+    if (n < 0)
+        n = 0;
+    len = (size_t)n;
+    for (int i = 0; i < p->depth && len <= HV_RB_PATH_MAX; i++) {
+        const hv_rb_path_step_t *step = &p->steps[i];
+        size_t room = HV_RB_PATH_MAX - len;
+
+        if (step->key == Qundef)
+            n = snprintf(p->path + len, room + 1, "[%ld]", step->index);
+        else
+            n = snprintf(p->path + len, room + 1, ".%.*s", (int)RSTRING_LEN(step->key),
+                         RSTRING_PTR(step->key));
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > HV_RB_PATH_MAX)
+        memcpy(p->path + HV_RB_PATH_MAX, "...", 4);
+    return p->path;
 }
 
 static const char *class_name(VALUE obj)
@@ -80,25 +137,36 @@ static const char *class_name(VALUE obj)
 static VALUE utf8_string(hv_rb_packer_t *p, VALUE str)
 {
     rb_encoding *utf8 = rb_utf8_encoding();
-    rb_encoding *enc = rb_enc_get(str);
+    int index = ENCODING_GET_INLINED(str);
+    rb_encoding *enc;
 
-    if (enc != utf8 && enc != rb_usascii_encoding() && !rb_enc_str_asciionly_p(str)) {
+    /* UTF-8 and US-ASCII Strings, nearly all of them, skip the encoding
+     * table lookups. */
+    if (index == rb_utf8_encindex() || index == rb_usascii_encindex()) {
+        if (rb_enc_str_coderange(str) == ENC_CODERANGE_BROKEN)
+            rb_raise(rb_eArgError,
+                     "%s: string is not valid %s (use String#b for binary data)",
+                     path_text(p), rb_enc_name(rb_enc_from_index(index)));
+        return str;
+    }
+    enc = rb_enc_get(str);
+    if (enc != utf8 && !rb_enc_str_asciionly_p(str)) {
         VALUE converted = rb_str_conv_enc(str, enc, utf8);
         if (converted == str || rb_enc_get(converted) != utf8)
             rb_raise(rb_eArgError, "%s: string in %s cannot be converted to UTF-8",
-                     p->path, rb_enc_name(enc));
+                     path_text(p), rb_enc_name(enc));
         str = converted;
     }
     if (rb_enc_str_coderange(str) == ENC_CODERANGE_BROKEN)
         rb_raise(rb_eArgError,
                  "%s: string is not valid %s (use String#b for binary data)",
-                 p->path, rb_enc_name(rb_enc_get(str)));
+                 path_text(p), rb_enc_name(rb_enc_get(str)));
     return str;
 }
 
 static void pack_string(hv_rb_packer_t *p, VALUE str)
 {
-    if (rb_enc_get(str) == rb_ascii8bit_encoding()) {
+    if (ENCODING_GET_INLINED(str) == rb_ascii8bit_encindex()) {
         msgpack_pack_bin(&p->pk, (size_t)RSTRING_LEN(str));
         msgpack_pack_bin_body(&p->pk, RSTRING_PTR(str), (size_t)RSTRING_LEN(str));
         return;
@@ -132,26 +200,38 @@ static void pack_integer(hv_rb_packer_t *p, VALUE num)
     }
     rb_raise(rb_eRangeError,
              "%s: integer %" PRIsVALUE " is outside the 64-bit range "
-             "(-2**63 to 2**64-1)", p->path, num);
+             "(-2**63 to 2**64-1)", path_text(p), num);
+}
+
+/* Packs @value one level below the current one, recording @key (a
+ * String) or @index (when @key is Qundef) as its path step. */
+static void pack_child(hv_rb_packer_t *p, VALUE key, long index, VALUE value)
+{
+    /* The root is level 0, so the deepest level allowed is
+     * HV_RB_MAX_DEPTH - 1, which is what hv_rb_unpack() accepts. */
+    p->steps[p->depth].key = key;
+    p->steps[p->depth].index = index;
+    p->depth++;
+    if (p->depth >= HV_RB_MAX_DEPTH)
+        rb_raise(rb_eArgError, "%s: nesting is deeper than %d levels "
+                 "(or the value contains itself)", path_text(p), HV_RB_MAX_DEPTH);
+    pack_value(p, value);
+    p->depth--;
 }
 
 static int pack_pair(VALUE key, VALUE value, VALUE arg)
 {
     hv_rb_packer_t *p = (hv_rb_packer_t *)arg;
-    size_t old;
 
     if (SYMBOL_P(key))
         key = rb_sym2str(key);
     if (!RB_TYPE_P(key, T_STRING))
         rb_raise(rb_eTypeError, "%s: map key of class %s is not a String or Symbol",
-                 p->path, class_name(key));
+                 path_text(p), class_name(key));
     key = utf8_string(p, key);
     msgpack_pack_str(&p->pk, (size_t)RSTRING_LEN(key));
     msgpack_pack_str_body(&p->pk, RSTRING_PTR(key), (size_t)RSTRING_LEN(key));
-
-    old = path_push(p, ".%.*s", (int)RSTRING_LEN(key), RSTRING_PTR(key));
-    pack_value(p, value);
-    path_pop(p, old);
+    pack_child(p, key, 0, value);
     return ST_CONTINUE;
 }
 
@@ -160,7 +240,7 @@ static void pack_hash(hv_rb_packer_t *p, VALUE hash)
     long size = RHASH_SIZE(hash);
 
     if ((unsigned long)size > UINT32_MAX)
-        rb_raise(rb_eArgError, "%s: hash has more than 2**32-1 entries", p->path);
+        rb_raise(rb_eArgError, "%s: hash has more than 2**32-1 entries", path_text(p));
     msgpack_pack_map(&p->pk, (size_t)size);
     rb_hash_foreach(hash, pack_pair, (VALUE)p);
 }
@@ -170,13 +250,12 @@ static void pack_array(hv_rb_packer_t *p, VALUE ary)
     long len = RARRAY_LEN(ary);
 
     if ((unsigned long)len > UINT32_MAX)
-        rb_raise(rb_eArgError, "%s: array has more than 2**32-1 elements", p->path);
+        rb_raise(rb_eArgError, "%s: array has more than 2**32-1 elements", path_text(p));
     msgpack_pack_array(&p->pk, (size_t)len);
-    for (long i = 0; i < len; i++) {
-        size_t old = path_push(p, "[%ld]", i);
-        pack_value(p, rb_ary_entry(ary, i));
-        path_pop(p, old);
-    }
+    /* The length is read on every pass, so the bound stays correct even
+     * if a later change lets Ruby code run here. */
+    for (long i = 0; i < RARRAY_LEN(ary); i++)
+        pack_child(p, Qundef, i, RARRAY_AREF(ary, i));
 }
 
 static void pack_ext(hv_rb_packer_t *p, VALUE ext)
@@ -187,21 +266,17 @@ static void pack_ext(hv_rb_packer_t *p, VALUE ext)
 
     if (!RB_INTEGER_TYPE_P(type) || !RB_TYPE_P(data, T_STRING))
         rb_raise(rb_eTypeError, "%s: Hivent::Ext needs an Integer type and a String data",
-                 p->path);
+                 path_text(p));
     code = NUM2LONG(type);
     if (code < -128 || code > 127)
         rb_raise(rb_eRangeError, "%s: extension type %ld is outside -128..127",
-                 p->path, code);
+                 path_text(p), code);
     msgpack_pack_ext(&p->pk, (size_t)RSTRING_LEN(data), (int8_t)code);
     msgpack_pack_ext_body(&p->pk, RSTRING_PTR(data), (size_t)RSTRING_LEN(data));
 }
 
 static void pack_value(hv_rb_packer_t *p, VALUE obj)
 {
-    if (p->depth >= HV_RB_MAX_DEPTH)
-        rb_raise(rb_eArgError, "%s: nesting is deeper than %d levels "
-                 "(or the value contains itself)", p->path, HV_RB_MAX_DEPTH);
-    p->depth++;
     switch (rb_type(obj)) {
     case T_NIL:    msgpack_pack_nil(&p->pk); break;
     case T_TRUE:   msgpack_pack_true(&p->pk); break;
@@ -221,25 +296,45 @@ static void pack_value(hv_rb_packer_t *p, VALUE obj)
         rb_raise(rb_eTypeError,
                  "%s: cannot convert %s to MessagePack (expected Hash, Array, "
                  "String, Symbol, Integer, Float, true, false or nil)",
-                 p->path, class_name(obj));
+                 path_text(p), class_name(obj));
     }
-    p->depth--;
 }
 
-static void packer_init(hv_rb_packer_t *p, const char *root)
+/* Starts a packer that fills a new String, or @bytes when not NULL. */
+static void packer_init(hv_rb_packer_t *p, const char *root, hv_rb_bytes_t *bytes)
 {
-    memset(p, 0, sizeof *p);
-    p->out = rb_str_buf_new(128);
-    rb_enc_associate(p->out, rb_ascii8bit_encoding());
-    msgpack_packer_init(&p->pk, &p->out, append_bytes);
-    path_push(p, "%s", root ? root : "value");
+    p->root = root ? root : "value";
+    p->depth = 0;
+    p->path[0] = '\0';
+    p->bytes = bytes;
+    if (bytes) {
+        p->out = Qnil;
+        bytes->len = 0;
+        msgpack_packer_init(&p->pk, bytes, append_bytes);
+    } else {
+        p->out = rb_str_buf_new(128);
+        rb_enc_associate_index(p->out, rb_ascii8bit_encindex());
+        msgpack_packer_init(&p->pk, &p->out, append_string);
+    }
+}
+
+/* Packs @obj, which must be a Hash or nil, with @p already started. */
+static void pack_map_into(hv_rb_packer_t *p, VALUE obj)
+{
+    if (NIL_P(obj)) {
+        msgpack_pack_map(&p->pk, 0);
+        return;
+    }
+    if (!RB_TYPE_P(obj, T_HASH))
+        rb_raise(rb_eTypeError, "%s: expected a Hash, got %s", path_text(p), class_name(obj));
+    pack_value(p, obj);
 }
 
 VALUE hv_rb_pack_value(VALUE obj, const char *root)
 {
     hv_rb_packer_t p;
 
-    packer_init(&p, root);
+    packer_init(&p, root, NULL);
     pack_value(&p, obj);
     return p.out;
 }
@@ -248,15 +343,45 @@ VALUE hv_rb_pack_map(VALUE obj, const char *root)
 {
     hv_rb_packer_t p;
 
-    packer_init(&p, root);
-    if (NIL_P(obj)) {
-        msgpack_pack_map(&p.pk, 0);
-        return p.out;
-    }
-    if (!RB_TYPE_P(obj, T_HASH))
-        rb_raise(rb_eTypeError, "%s: expected a Hash, got %s", p.path, class_name(obj));
-    pack_value(&p, obj);
+    packer_init(&p, root, NULL);
+    pack_map_into(&p, obj);
     return p.out;
+}
+
+const void *hv_rb_pack_map_reused(VALUE obj, const char *root, size_t *size)
+{
+    hv_rb_bytes_t *bytes = pthread_getspecific(reused_key);
+    hv_rb_packer_t p;
+
+    if (!bytes) {
+        bytes = calloc(1, sizeof *bytes);
+        if (!bytes || pthread_setspecific(reused_key, bytes) != 0) {
+            free(bytes);
+            rb_raise(rb_eNoMemError, "failed to allocate the thread's payload buffer");
+        }
+    }
+    if (bytes->cap > HV_RB_REUSED_KEEP) {
+        free(bytes->data);
+        bytes->data = NULL;
+        bytes->cap = 0;
+    }
+    packer_init(&p, root, bytes);
+    pack_map_into(&p, obj);
+    *size = bytes->len;
+    return bytes->data;
+}
+
+void hv_rb_payload_init(VALUE module)
+{
+    hv_rb_cExt = rb_struct_define_under(module, "Ext", "type", "data", NULL);
+    rb_gc_register_mark_object(hv_rb_cExt);
+    if (!reused_key_ok) {
+        int err = pthread_key_create(&reused_key, free_bytes);
+
+        if (err != 0)
+            rb_raise(rb_eRuntimeError, "hivent: pthread_key_create failed: %s", strerror(err));
+        reused_key_ok = 1;
+    }
 }
 
 /* ------------------------------------------------------------------ */

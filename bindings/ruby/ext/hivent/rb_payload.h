@@ -17,7 +17,8 @@
  * self-referencing arrays and hashes. */
 #define HV_RB_MAX_DEPTH 64
 
-/* Defines Hivent::Ext, the holder for MessagePack extension values. */
+/* Defines Hivent::Ext, the holder for MessagePack extension values, and
+ * creates the key of the per-thread packing buffers. */
 void hv_rb_payload_init(VALUE module);
 
 /*
@@ -27,6 +28,16 @@ void hv_rb_payload_init(VALUE module);
  * (such as "payload.user.ids[2]").
  */
 VALUE hv_rb_pack_map(VALUE obj, const char *root);
+
+/*
+ * Packs @obj as hv_rb_pack_map() does, but into a buffer that belongs to
+ * the calling thread and is reused by its next call, which saves a String
+ * and its growth on every emit.  Returns the bytes and stores their count
+ * in @size.  The bytes stay valid until this thread packs again, so the
+ * caller must hand them to a function that copies them before any Ruby
+ * code runs on this thread.
+ */
+const void *hv_rb_pack_map_reused(VALUE obj, const char *root, size_t *size);
 
 /* Packs any convertible value, not only a Hash, as hv_rb_pack_map(). */
 VALUE hv_rb_pack_value(VALUE obj, const char *root);

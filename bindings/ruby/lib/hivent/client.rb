@@ -72,19 +72,27 @@ module Hivent
     # dispatched.  An error raised here (invalid argument, full queue,
     # failed state) means no report will come.
     def emit_async(name, payload = {}, version:, cid: nil, key: nil, &block)
-      name = text_arg(name, "name")
-      version = integer_arg(version, "version")
-      cid = text_arg(cid, "cid")
-      key = text_arg(key, "key")
+      # Strings, the usual case, skip the conversion calls.
+      name = text_arg(name, "name") unless name.instance_of?(String)
+      integer_arg(version, "version") unless version.is_a?(Integer)
+      cid = text_arg(cid, "cid") unless cid.nil? || cid.instance_of?(String)
+      key = text_arg(key, "key") unless key.nil? || key.instance_of?(String)
       delivery = @lock.synchronize do
         # Holding the lock keeps #close from destroying the handle during the call.
         native = handle
-        pending = Delivery.new(self, @next_id + 1, block)
-        Native.hivent_emit_async(native, name, payload, version, cid, key, pending.id)
-        @next_id = pending.id
-        @pending[pending.id] = pending
+        id = @next_id + 1
+        pending = Delivery.new(self, id, block)
+        Native.hivent_emit_async(native, name, payload, version, cid, key, id)
+        @next_id = id
+        @pending[id] = pending
       end
-      dispatch_ready
+      # Ready delivery reports are dispatched every DISPATCH_EVERY emits,
+      # so callbacks of asynchronous emits run without an explicit poll.
+      @emits_since_dispatch += 1
+      if @emits_since_dispatch >= DISPATCH_EVERY
+        @emits_since_dispatch = 0
+        poll(0)
+      end
       delivery
     end
 
@@ -223,16 +231,6 @@ module Hivent
       value
     end
 
-    # Dispatches ready delivery reports now and then, so callbacks of
-    # asynchronous emits run without an explicit poll.
-    def dispatch_ready
-      @emits_since_dispatch += 1
-      return if @emits_since_dispatch < DISPATCH_EVERY
-
-      @emits_since_dispatch = 0
-      poll(0)
-    end
-
     # Runs the block with the polling role and returns its result, or
     # returns nil at once when another thread has the role.  A delivery
     # callback that emits or flushes already has the role and polls
@@ -278,7 +276,12 @@ module Hivent
         return count if batch.empty?
 
         batch.each do |fields|
-          dispatch_fields(fields)
+          # Delivery reports, nearly every notice, skip dispatch_fields.
+          if fields[FIELD_TYPE] == NOTICE_DELIVERY
+            delivery_notice(fields)
+          else
+            dispatch_fields(fields)
+          end
           count += 1
           # The rest of the batch belongs to emits that closing failed.
           return count if @handle.nil?
@@ -303,10 +306,12 @@ module Hivent
       nil
     end
 
+    # Completes the emit of a delivery notice.  Native.client_drain has
+    # already built its Event.
     def delivery_notice(fields)
-      error = fields[FIELD_ERR].zero? ? nil : Error.build(fields[FIELD_ERR], fields[FIELD_ERRSTR])
-      event = fields[FIELD_EVENT] && Event.from_packed_fields(fields[FIELD_EVENT])
-      complete_delivery(fields[FIELD_MSG_ID], event, error)
+      err = fields[FIELD_ERR]
+      error = err.zero? ? nil : Error.build(err, fields[FIELD_ERRSTR])
+      complete_delivery(fields[FIELD_MSG_ID], fields[FIELD_EVENT], error)
     end
 
     def complete_delivery(id, event, error)
@@ -320,7 +325,9 @@ module Hivent
         logger.warn("hivent") { "#{notice_source}: delivery report for unknown emit id #{id}" }
         return
       end
-      run_callback(delivery)
+      # Emits without a block, such as those awaited with Delivery#value,
+      # have no callback to run.
+      run_callback(delivery) if delivery.callback?
     end
 
     def run_callback(delivery)

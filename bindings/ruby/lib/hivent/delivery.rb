@@ -48,6 +48,11 @@ module Hivent
       @done = true
     end
 
+    # Returns whether the emit was given a block.
+    def callback?
+      !@callback.nil?
+    end
+
     # Runs the block given to the emit, if any, with (event, error).
     def run_callback
       @callback&.call(@event, @error)
