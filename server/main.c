@@ -277,6 +277,10 @@ static struct lws_context *create_context(hvd_server_t *srv)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = cfg->tls_cert;
         info.ssl_private_key_filepath = cfg->tls_key;
+        /* libwebsockets 4.1.6 offers h2 in ALPN by default.  hiventd reads
+         * query strings from the HTTP/1 request line, which an HTTP/2
+         * request lacks, so admin requests over h2 (curl's default) fail. */
+        info.alpn = "http/1.1";
     }
     return lws_create_context(&info);
 }

@@ -168,6 +168,11 @@ class CliTestCase(unittest.TestCase):
     admin_key = ADMIN_KEY
 
     @classmethod
+    def server_args(cls):
+        """Returns the extra hiventd options of the class."""
+        return []
+
+    @classmethod
     def setUpClass(cls):
         for name, path in (("HIVENT_CLI", HIVENT), ("HIVENTD", HIVENTD)):
             if not path or not os.access(path, os.X_OK):
@@ -175,7 +180,7 @@ class CliTestCase(unittest.TestCase):
         cls.workdir = tempfile.mkdtemp(prefix="hivent-cli-test-")
         cls.home = os.path.join(cls.workdir, "home")
         os.makedirs(os.path.join(cls.home, ".config"))
-        cls.server = Hiventd(cls.workdir, cls.api_key, cls.admin_key)
+        cls.server = Hiventd(cls.workdir, cls.api_key, cls.admin_key, cls.server_args())
         cls.api_key_file = write_file(os.path.join(cls.workdir, "api-key"), API_KEY + "\n")
         cls.admin_key_file = write_file(os.path.join(cls.workdir, "admin-key"),
                                         ADMIN_KEY + "\n")
@@ -1059,6 +1064,63 @@ class StatusTest(CliTestCase):
     def test_status_rejects_arguments(self):
         self.assert_exit(self.run_cli(["status", "extra"]), EXIT_USAGE)
         self.assert_exit(self.run_cli(["status", "--format", "xml"]), EXIT_USAGE)
+
+
+class TlsTest(CliTestCase):
+    """Admin requests over https with a certificate made by openssl.
+
+    curl and the CLI (libcurl) run with their default protocol settings, so
+    they offer HTTP/2 in TLS ALPN and the server's choice decides."""
+
+    @classmethod
+    def server_args(cls):
+        cls.cert = os.path.join(cls.workdir, "server.pem")
+        cls.key = os.path.join(cls.workdir, "server.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-days", "2", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", cls.key, "-out", cls.cert],
+                       check=True, capture_output=True, timeout=60)
+        return ["--tls-cert", cls.cert, "--tls-key", cls.key]
+
+    def env(self, *args, **kwargs):
+        env = super().env(*args, **kwargs)
+        env["HIVENT_SERVER_SECURE"] = "true"
+        env["HIVENT_TLS_CA_FILE"] = self.cert
+        return env
+
+    def curl(self, *args):
+        """Runs curl with its defaults; returns (HTTP status, HTTP version, body)."""
+        result = subprocess.run(["curl", "-sS", "--cacert", self.cert,
+                                 "-H", "Authorization: Bearer " + ADMIN_KEY,
+                                 "-w", "\n%{http_code} %{http_version}"] + list(args),
+                                capture_output=True, text=True, timeout=CLI_TIMEOUT)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        body, _, status_line = result.stdout.rpartition("\n")
+        status, version = status_line.split()
+        return int(status), version, body
+
+    def test_curl_admin_query(self):
+        url = "https://127.0.0.1:%d/admin/dlq?service=no-such-service&limit=5" % self.server.port
+        status, version, body = self.curl(url)
+        self.assertEqual(version, "1.1", body)
+        self.assertEqual(status, 404, body)
+        self.assertIn("unknown service no-such-service", body)
+
+    def test_cli_dlq_over_tls(self):
+        consumer = self.start_consumer("tls.probe", "tls-billing", 2)
+        try:
+            listed = self.run_cli(["dlq", "list", "tls-billing", "--partition", "1"],
+                                  env=self.env(admin_key=ADMIN_KEY))
+            purged = self.run_cli(["dlq", "purge", "tls-billing", "--format", "json"],
+                                  env=self.env(admin_key=ADMIN_KEY))
+        finally:
+            consumer.proc.send_signal(signal.SIGINT)
+            consumer.finish(10)
+        self.assert_exit(listed, EXIT_OK)
+        self.assertEqual(listed.stdout, "")
+        self.assert_exit(purged, EXIT_OK)
+        self.assertEqual(json.loads(purged.stdout), {"purged": 0})
 
 
 if __name__ == "__main__":
