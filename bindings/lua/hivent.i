@@ -6,6 +6,8 @@
  * Conventions of the generated functions:
  *  - Integers travel as Lua integers (SWIG's stock Lua typemaps use
  *    lua_Number, which would turn error codes into floats).
+ *  - String arguments raise an error naming the parameter when they
+ *    contain a NUL byte.
  *  - A (char *errstr, size_t errstr_size) pair takes no Lua argument and
  *    adds the message as an extra string result.
  *  - Payload arguments take a Lua table (or nil for an empty map) and pack
@@ -48,6 +50,10 @@
 %{ lua_pushinteger(L, (lua_Integer)(int)$1); SWIG_arg++; %}
 %typemap(typecheck, precedence=SWIG_TYPECHECK_INTEGER) int, long, int64_t, size_t, uint64_t
 %{ $1 = hv_lua_is_integer(L, $input); %}
+
+/* C strings: a Lua string with a NUL byte raises instead of being cut. */
+%typemap(in, checkfn="SWIG_lua_isnilstring") const char *, char *
+%{ $1 = ($ltype)hv_lua_check_cstring(L, $input, "$1_name"); %}
 
 /* Error messages written into a caller buffer. */
 %typemap(in, numinputs=0) (char *errstr, size_t errstr_size) (char temp[512])

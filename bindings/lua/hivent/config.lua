@@ -22,6 +22,11 @@ local LUA_OPTIONS = { env = true }
 local function format_value(key, value)
   local kind = type(value)
   if kind == "string" then
+    -- libhivent takes C strings, which would end at the NUL byte.
+    if value:find("\0", 1, true) then
+      errors.raise(errors.codes.HIVENT_ERR_INVALID_VALUE,
+        string.format("configuration value of %s must not contain a NUL byte", key), 4)
+    end
     return value
   elseif kind == "boolean" then
     return value and "true" or "false"
@@ -57,6 +62,10 @@ local function flatten(prefix, options, out, depth)
           type(key), tostring(key)), 4)
     end
     local full = prefix == "" and key or (prefix .. "." .. key)
+    if key:find("\0", 1, true) then
+      errors.raise(errors.codes.HIVENT_ERR_INVALID_VALUE,
+        string.format("configuration key %q must not contain a NUL byte", full), 4)
+    end
     if prefix == "" and LUA_OPTIONS[key] then
       -- Handled by the caller.
     elseif type(value) == "table" then

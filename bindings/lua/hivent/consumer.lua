@@ -56,6 +56,12 @@ local function check_definition(self)
     errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
       "consumer name (the service) must be a non-empty string, got " .. tostring(self.name), 3)
   end
+  for _, field in ipairs({ "topic", "name" }) do
+    if self[field]:find("\0", 1, true) then
+      errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
+        string.format("consumer %s must not contain a NUL byte, got %q", field, self[field]), 3)
+    end
+  end
   if math.tointeger(self.partition_count) == nil or self.partition_count < 1 then
     errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
       "consumer partition_count must be a positive integer, got "
@@ -184,7 +190,8 @@ function Consumer:_handle_event(notice)
     err = core.hivent_consumer_ack(self.handle, event_ptr)
     self.processed = self.processed + 1
   else
-    err = core.hivent_consumer_reject(self.handle, event_ptr, reason)
+    -- The reason is a C string, so a NUL byte is stored as the text \0.
+    err = core.hivent_consumer_reject(self.handle, event_ptr, (reason:gsub("\0", "\\0")))
     -- libhivent logs the dead letter itself, at notice level, with the
     -- event name, uuid, queue and reason.
     self.failed = self.failed + 1

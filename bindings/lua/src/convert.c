@@ -122,6 +122,26 @@ lua_Integer hv_lua_check_integer(lua_State *L, int index, const char *what)
                                                         : luaL_typename(L, index));
 }
 
+const char *hv_lua_check_cstring(lua_State *L, int index, const char *what)
+{
+    size_t length = 0;
+    const char *text;
+    const char *nul;
+
+    if (lua_isnoneornil(L, index))
+        return NULL;
+    text = lua_tolstring(L, index, &length);
+    if (text == NULL) {
+        luaL_error(L, "%s must be a string, got %s", what, luaL_typename(L, index));
+        return NULL;
+    }
+    nul = memchr(text, '\0', length);
+    if (nul != NULL)
+        luaL_error(L, "%s must not contain a NUL byte (found at byte %I of %I)", what,
+                   (LUAI_UACINT)(nul - text), (LUAI_UACINT)length);
+    return text;
+}
+
 static int is_null(lua_State *L, int index)
 {
     return lua_type(L, index) == LUA_TLIGHTUSERDATA && lua_touserdata(L, index) == NULL;

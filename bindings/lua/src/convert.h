@@ -62,6 +62,11 @@ int hv_lua_utf8_valid(const unsigned char *s, size_t n);
  * value, or raises an argument error naming @p what. */
 lua_Integer hv_lua_check_integer(lua_State *L, int index, const char *what);
 
+/* Returns the string at @p index for a C string argument, or NULL for nil.
+ * Raises an error naming @p what when the string contains a NUL byte,
+ * because C would read it cut at that byte. */
+const char *hv_lua_check_cstring(lua_State *L, int index, const char *what);
+
 /* Returns 1 when the value at @p index is an integer or an integral float. */
 int hv_lua_is_integer(lua_State *L, int index);
 
