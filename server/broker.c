@@ -544,6 +544,43 @@ static int pack_received(hv_buf_t *out, const hvd_body_t *body, const char *serv
     return 0;
 }
 
+/* Bytes of a MessagePack str of @len bytes, header included, as
+ * msgpack-c packs it (fixstr, str8, str16 or str32). */
+static size_t packed_str_size(size_t len)
+{
+    if (len < 32)
+        return 1 + len;
+    if (len < 256)
+        return 2 + len;
+    if (len < 65536)
+        return 3 + len;
+    return 5 + len;
+}
+
+size_t hvd_push_frame_size(const hvd_service_t *svc, int part, size_t body_size)
+{
+    /* The channel a push goes out on is one the consumer joined, and every
+     * joined topic is among the service's subscriptions. */
+    size_t topic_len = 0;
+    for (int i = 0; i < svc->topic_count; i++) {
+        size_t len = strlen("event:") + strlen(svc->topics[i]);
+        if (len > topic_len)
+            topic_len = len;
+    }
+    char queue[300];
+    int queue_len = snprintf(queue, sizeof(queue), "%s:%d", svc->name, part);
+    if (queue_len < 0 || (size_t)queue_len >= sizeof(queue))
+        queue_len = (int)strlen(svc->name) + 12;
+    /* {"event": BODY, "queue": QUEUE} */
+    size_t payload = 1 + packed_str_size(5) + body_size + packed_str_size(5) +
+                     packed_str_size((size_t)queue_len);
+    /* {"topic", "event", "payload", "ref": nil}, as hv_frame_encode() packs
+     * it without gzip. */
+    return 1 + packed_str_size(5) + packed_str_size(topic_len) + packed_str_size(5) +
+           packed_str_size(strlen("event:received")) + packed_str_size(7) + payload +
+           packed_str_size(3) + 1;
+}
+
 /* Pushes the entry at @part's cursor to @cons; returns 0 or -1. */
 static int deliver_one(hvd_consumer_t *cons, int part)
 {

@@ -219,6 +219,10 @@ int hvd_partition_insert(hvd_server_t *srv, hvd_partition_t *p, int64_t seq, con
  * hvd_body_release), reading it from the store when @e holds none; NULL
  * when it cannot be read. */
 hvd_body_t *hvd_entry_body(hvd_server_t *srv, hvd_service_t *svc, int part, hvd_entry_t *e);
+/* Returns the size of the event:received frame that carries an event body
+ * of @body_size bytes to a consumer of @svc:@part, MessagePack without
+ * gzip, on the longest topic the service subscribes to. */
+size_t hvd_push_frame_size(const hvd_service_t *svc, int part, size_t body_size);
 /* Loads persisted services and queues; returns 0 or -1. */
 int hvd_broker_load(hvd_server_t *srv);
 hvd_consumer_t *hvd_consumer_join(hvd_service_t *svc, hvd_conn_t *conn, int ack, int prefetch,

@@ -571,10 +571,11 @@ static void handle_leave(hvd_conn_t *c, const hv_frame_t *f, hvd_channel_t *ch)
 
 /* ---- emits ---- */
 
-/* Chooses the queues of @ev; returns the target count, or -1 with @err set
- * when a partition is full. */
-static int plan_targets(hvd_server_t *srv, const hivent_event_t *ev, hvd_target_t **out,
-                        char *err, size_t err_size)
+/* Chooses the queues of @ev, whose stored body has @body_size bytes.
+ * Returns the target count, or -1 with @err set when a partition is full
+ * or the event's push to a service would exceed --max-frame-size. */
+static int plan_targets(hvd_server_t *srv, const hivent_event_t *ev, size_t body_size,
+                        hvd_target_t **out, char *err, size_t err_size)
 {
     *out = NULL;
     int n = 0;
@@ -593,6 +594,19 @@ static int plan_targets(hvd_server_t *srv, const hivent_event_t *ev, hvd_target_
             continue;
         int part = hv_partition_of(ev->key, ev->payload, ev->payload_size, s->partition_count);
         hvd_partition_t *p = &s->partitions[part];
+        /* A consumer's client drops a frame over its max_frame_size, which
+         * defaults to hiventd's, so an event whose push does not fit would
+         * stay pending and be resent on every reconnect.
+         * NOTE: vsn 2.0.0 consumers get JSON, which may be larger still. */
+        size_t push_size = hvd_push_frame_size(s, part, body_size);
+        if (push_size > srv->cfg->max_frame_size) {
+            snprintf(err, err_size, "event %s is %zu bytes stored, and its event:received frame "
+                     "to service %s would be %zu bytes, over the maximum frame size of %zu "
+                     "bytes (hiventd --max-frame-size); send a smaller payload", ev->name,
+                     body_size, s->name, push_size, srv->cfg->max_frame_size);
+            free(t);
+            return -1;
+        }
         if (p->count + p->reserved >= srv->cfg->max_pending) {
             snprintf(err, err_size, "queue %s:%d has %d pending events, the limit; retry "
                      "after its consumers catch up", s->name, part, srv->cfg->max_pending);
@@ -659,7 +673,7 @@ static void handle_emit(hvd_conn_t *c, const hv_frame_t *f, const hvd_channel_t 
         goto reject;
     }
     job->user = shared;
-    int n = plan_targets(srv, ev, &job->targets, err, sizeof(err));
+    int n = plan_targets(srv, ev, shared->size, &job->targets, err, sizeof(err));
     if (n < 0) {
         hvd_body_release(shared);
         job->user = NULL;

@@ -168,6 +168,7 @@ class Peer:
         self.waiting = {}       # ref -> the same future, until reply() takes it
         self.pushes = asyncio.Queue()
         self.frames = []
+        self.frame_sizes = []   # bytes of each received frame after gunzip
         self.closed = asyncio.get_event_loop().create_future()
         self.reader = asyncio.ensure_future(self._read())
 
@@ -199,6 +200,9 @@ class Peer:
         try:
             async for data in self.ws:
                 frame = unpack_frame(data)
+                if data[:2] == b"\x1f\x8b":
+                    data = gzip.decompress(data)
+                self.frame_sizes.append(len(data))
                 self.frames.append(frame)
                 if frame["event"] == "phx_reply" and frame["ref"] in self.replies:
                     fut = self.replies.pop(frame["ref"])

@@ -160,6 +160,45 @@ class LimitsTest(unittest.TestCase):
         self.assertLess(elapsed, 2.0)
         self.assertEqual(resp, {})
 
+    def test_emit_rejected_when_push_too_large(self):
+        # The emit frames gzip well below 4096 bytes, and the stored events
+        # are within --max-inflated-size, so only the pushed form is limited.
+        service = "consumers-of-large-events-with-a-long-service-name"
+        sizes = list(range(3650, 3900, 10))
+
+        async def body():
+            consumer = await Peer.consumer(self.server, service, topic="large.event",
+                                           join={"partition_count": 1, "ack": True})
+            producer = await Peer.producer(self.server)
+            accepted, rejected = [], []
+            for size in sizes:
+                try:
+                    event = await producer.emit("large.event", {"s": "a" * size})
+                    accepted.append(event["meta"]["uuid"])
+                except ReplyError as e:
+                    rejected.append((size, str(e)))
+                    continue
+                # One pending event at a time keeps --max-pending out of the way.
+                frame = (await consumer.receive_events(1))[0]
+                self.assertEqual(frame["payload"]["event"]["meta"]["uuid"], accepted[-1])
+                self.assertLessEqual(consumer.frame_sizes[-1], 4096)
+                await consumer.ack(frame)
+            health = self.server.service_health(service)
+            await producer.close()
+            await consumer.close()
+            return accepted, rejected, health
+
+        accepted, rejected, health = run(body())
+        self.assertTrue(accepted)
+        self.assertTrue(rejected)
+        for size, reason in rejected:
+            self.assertIn("over the maximum frame size of 4096 bytes", reason)
+            self.assertIn("to service " + service, reason)
+            self.assertIn("--max-frame-size", reason)
+        self.assertEqual(health["pending"], 0)
+        # Every rejected size is larger than every accepted one.
+        self.assertGreater(min(s for s, _ in rejected), sizes[len(accepted) - 1])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
