@@ -628,6 +628,7 @@ static int deliver_one(hvd_consumer_t *cons, int part)
         /* A redelivery reads the body from the store again. */
         entry_drop_body(srv, e);
         e->owner = cons;
+        e->delivered_to = cons->id;
         cons->inflight++;
     } else {
         hvd_broker_complete(srv, svc, part, e->seq);

@@ -38,7 +38,7 @@ typedef struct hvd_body {
  * cursor on wait for delivery.  The event body stays in the store: @body is
  * set only for waiting entries near the cursor (see HVD_BODY_WINDOW) and is
  * read from the store before delivery when NULL.  With a 36-character uuid
- * an entry takes 80 bytes of heap without its body. */
+ * an entry takes 88 bytes of heap without its body. */
 typedef struct hvd_entry {
     struct hvd_entry *prev, *next;
     struct hvd_entry *index_next; /* next entry in the same uuid index bucket */
@@ -46,6 +46,10 @@ typedef struct hvd_entry {
     int64_t seq;
     hvd_body_t *body;
     hvd_consumer_t *owner;
+    /* Consumer id of the last ack-mode delivery, 0 before the first.  It
+     * survives a rebalance, so only this consumer may ack or quarantine
+     * the entry until it is delivered to another one. */
+    int64_t delivered_to;
     char uuid[];
 } hvd_entry_t;
 

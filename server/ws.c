@@ -808,6 +808,22 @@ static hvd_partition_t *resolve_queue(hvd_conn_t *c, const char *queue, int *par
     return &svc->partitions[part];
 }
 
+/* Checks that pending entry @e of @queue was last delivered to @c's
+ * consumer; returns 0, or -1 with @err set and the rejection logged. */
+static int check_delivered_to(const hvd_conn_t *c, const hvd_entry_t *e, const char *action,
+                              const char *queue, char *err, size_t err_size)
+{
+    if (c->consumer && e->delivered_to == c->consumer->id)
+        return 0;
+    snprintf(err, err_size, "cannot %s event %s in queue %s: it is pending and was not "
+             "delivered to this consumer", action, e->uuid, queue);
+    hvd_info("conn %" PRIu64 " (%s, service %s, name %s): %s of event %s in %s rejected: last "
+             "delivered to consumer %" PRId64 ", not to %" PRId64, c->id, c->peer, c->service,
+             c->name ? c->name : "-", action, e->uuid, queue, e->delivered_to,
+             c->consumer ? c->consumer->id : 0);
+    return -1;
+}
+
 static void handle_ack(hvd_conn_t *c, const hv_frame_t *f, const hvd_channel_t *ch)
 {
     char err[256];
@@ -822,6 +838,10 @@ static void handle_ack(hvd_conn_t *c, const hv_frame_t *f, const hvd_channel_t *
         goto out;
     }
     hvd_entry_t *e = hvd_partition_find(p, uuid);
+    if (e && check_delivered_to(c, e, "ack", queue, err, sizeof(err)) < 0) {
+        hvd_conn_reply_error(c, f->topic, &f->ref, &ch->join_ref, err);
+        goto out;
+    }
     if (e) {
         hvd_service_t *svc = hvd_service_find(c->server, c->service);
         hvd_consumer_t *owner = e->owner;
@@ -874,13 +894,15 @@ static void handle_quarantine(hvd_conn_t *c, const hv_frame_t *f, const hvd_chan
             goto reject;
         }
     }
+    hvd_entry_t *e = hvd_partition_find(p, ev->uuid);
+    if (e && check_delivered_to(c, e, "quarantine", queue, err, sizeof(err)) < 0)
+        goto reject;
     if (!(job = hvd_job_new(HVD_JOB_DEAD_LETTER)) || !(job->topic = strdup(f->topic)) ||
         hv_ref_copy(&job->ref, &f->ref) < 0 || hv_ref_copy(&job->join_ref, &ch->join_ref) < 0) {
         snprintf(err, sizeof(err), "out of memory");
         goto reject;
     }
     hvd_service_t *svc = hvd_service_find(srv, c->service);
-    hvd_entry_t *e = hvd_partition_find(p, ev->uuid);
     /* The stored event goes to the dead-letter queue when it is still
      * pending, else the one the consumer sent. */
     hvd_body_t *stored = e ? hvd_entry_body(srv, svc, part, e) : NULL;

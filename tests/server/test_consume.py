@@ -261,6 +261,57 @@ class ConsumeTest(unittest.TestCase):
         self.assertEqual([f["payload"]["event"]["payload"]["i"] for f in got_b], [2, 3, 4])
         self.assertEqual(self.server.service_health("redo")["pending"], 0)
 
+    def test_ack_only_by_delivered_consumer(self):
+        async def body():
+            a = await Peer.consumer(self.server, "owned", topic="order:new", name="a",
+                                    join={"ack": True, "prefetch": 1, "partition_count": 1})
+            p = await Peer.producer(self.server)
+            sent = [await p.emit("order:new", {"i": i}) for i in range(2)]
+            delivered = (await a.receive_events(1))[0]
+
+            # b joins a service of one partition that a keeps, so b owns none.
+            b = await Peer.consumer(self.server, "owned", topic="order:new", name="b",
+                                    join={"ack": True, "partition_count": 1})
+            queue = delivered["payload"]["queue"]
+            errors = []
+            for uuid in (sent[1]["meta"]["uuid"], sent[0]["meta"]["uuid"]):
+                with self.assertRaises(ReplyError) as raised:
+                    await b.request("event:order:new", "event:ack",
+                                    {"queue": queue, "uuid": uuid})
+                errors.append((uuid, str(raised.exception)))
+            with self.assertRaises(ReplyError) as raised:
+                await b.request("event:order:new", "event:quarantine",
+                                {"event": delivered["payload"]["event"], "queue": queue,
+                                 "reason": "not mine"})
+            errors.append((sent[0]["meta"]["uuid"], str(raised.exception)))
+            pending_after_b = self.server.service_health("owned")["pending"]
+
+            # An ack of a uuid no longer (or never) pending stays an idempotent ok.
+            await b.request("event:order:new", "event:ack",
+                            {"queue": queue, "uuid": "00000000-0000-7000-8000-000000000000"})
+            await a.ack(delivered)
+            await a.ack(delivered)
+            second = (await a.receive_events(1))[0]
+            await a.ack(second)
+
+            await p.close()
+            await a.close()
+            await b.close()
+            return sent, delivered, second, errors, pending_after_b
+
+        sent, delivered, second, errors, pending_after_b = run(body())
+        self.assertEqual(delivered["payload"]["event"]["meta"]["uuid"], sent[0]["meta"]["uuid"])
+        self.assertEqual(second["payload"]["event"]["meta"]["uuid"], sent[1]["meta"]["uuid"])
+        self.assertEqual(pending_after_b, 2)
+        for uuid, reason in errors:
+            self.assertIn(uuid, reason)
+            self.assertIn("queue owned:0", reason)
+            self.assertIn("not delivered to this consumer", reason)
+        self.assertEqual(self.server.service_health("owned")["pending"], 0)
+        status, text = self.server.http("GET", "/admin/dlq", token="admin-key-1", service="owned")
+        self.assertEqual(status, 200, text)
+        self.assertEqual(json.loads(text)["events"], [])
+
     def test_acks_in_any_order_complete_each_event(self):
         """Acks in shuffled order, repeated acks and acks after completion
         complete exactly the named events of a partition of 300."""
