@@ -141,6 +141,14 @@ static int open_connection(sqlite_store_t *s, const char *path, int sync_full, s
                  *out ? sqlite3_errmsg(*out) : sqlite3_errstr(rc));
         return -1;
     }
+    /* SQLite falls back to read-only when the file cannot be opened for
+     * writing (mode 444, another owner), and then every write fails. */
+    if (sqlite3_db_readonly(*out, "main") == 1) {
+        snprintf(s->errbuf, sizeof(s->errbuf), "cannot write %.200s: SQLite opened it "
+                 "read-only; give the user running hiventd write access to the file and "
+                 "its directory", path);
+        return -1;
+    }
     sqlite3_busy_timeout(*out, BUSY_TIMEOUT_MS);
     /* A 1 MiB page cache: the pages of a commit are written once and
      * rarely read again, so a larger cache only grows with the database. */
@@ -653,6 +661,49 @@ static int writer_query_int64(sqlite_store_t *s, const char *sql, int64_t *out)
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* hiventd's tables with the columns of schema version 0, which every later
+ * version keeps. */
+static const struct table_columns {
+    const char *table;
+    const char *columns;        /* SQL list of quoted names */
+    int count;
+} own_tables[] = {
+    {"events", "'id','uuid','body'", 3},
+    {"services", "'name','partition_count'", 2},
+    {"subscriptions", "'service','topic'", 2},
+    {"queue", "'service','partition','seq','uuid'", 4},
+    {"dead_letters", "'id','service','partition','uuid','body','reason','created_at'", 7},
+};
+
+/* Checks that each of hiventd's tables present in the database has its
+ * columns, so a database written by another program is rejected before
+ * the migration alters it. */
+static int check_foreign_schema(sqlite_store_t *s)
+{
+    for (size_t i = 0; i < sizeof(own_tables) / sizeof(own_tables[0]); i++) {
+        const struct table_columns *t = &own_tables[i];
+        char sql[256];
+        int64_t present = 0, found = 0;
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                 "AND name = '%s'", t->table);
+        if (writer_query_int64(s, sql, &present) < 0)
+            return -1;
+        if (!present)
+            continue;
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pragma_table_info('%s') "
+                 "WHERE name IN (%s)", t->table, t->columns);
+        if (writer_query_int64(s, sql, &found) < 0)
+            return -1;
+        if (found != t->count) {
+            snprintf(s->errbuf, sizeof(s->errbuf), "table %s lacks hiventd's columns (%s), so "
+                     "the file was not created by hiventd; point --data-dir at an empty "
+                     "directory or at a hiventd data directory", t->table, t->columns);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /*
  * Creates the tables or brings an older schema to SCHEMA_VERSION, in one
  * transaction.  A version 0 database gets events.stored_at through ALTER
@@ -677,6 +728,13 @@ static int migrate_schema(sqlite_store_t *s, const char *path)
         sqlite3_exec(s->writer, "ROLLBACK", NULL, NULL, NULL);
         return -1;
     }
+    if (check_foreign_schema(s) < 0)
+        goto rollback;
+    /* A real write, so that a file that cannot be written fails here and
+     * not at the first emit. */
+    if (writer_exec(s, "CREATE TABLE hiventd_write_check(x); DROP TABLE hiventd_write_check",
+                    "cannot write the database") < 0)
+        goto rollback;
     int upgrade = version < 1 && has_events;
     if (upgrade) {
         char sql[160];

@@ -1,7 +1,9 @@
 """Startup checks: each failure exits non-zero with one error naming the option and value."""
 
 import os
+import pwd
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import unittest
@@ -36,6 +38,49 @@ class StartupTest(unittest.TestCase):
 
     def assert_no_lws_lines(self, stderr):
         self.assertNotIn("lws:", stderr)
+
+    def test_read_only_database_rejected(self):
+        # root writes any file, so hiventd runs as nobody on a root-owned
+        # hivent.db of mode 444 in a directory that nobody owns.
+        nobody = pwd.getpwnam("nobody")
+        data_dir = os.path.join(self.tmp, "db")
+        os.makedirs(data_dir)
+        sqlite3.connect(os.path.join(data_dir, "hivent.db")).close()
+        os.chmod(os.path.join(data_dir, "hivent.db"), 0o444)
+        os.chmod(self.tmp, 0o755)
+        os.chown(data_dir, nobody.pw_uid, nobody.pw_gid)
+        proc = subprocess.run(["setpriv", "--reuid", str(nobody.pw_uid), "--regid",
+                               str(nobody.pw_gid), "--clear-groups", hvtest.HIVENTD,
+                               "--data-dir", data_dir, "--listen", "127.0.0.1:0",
+                               "--ready-file", os.path.join(data_dir, "ready")],
+                              capture_output=True, timeout=10)
+        stderr = proc.stderr.decode("utf-8", "replace")
+        self.assertEqual(proc.returncode, 1, stderr)
+        self.assertIn("cannot write %s/hivent.db" % data_dir, stderr)
+        self.assertNotIn("listening", stderr)
+        self.assertFalse(os.path.exists(os.path.join(data_dir, "ready")))
+
+    def test_foreign_schema_rejected(self):
+        data_dir = os.path.join(self.tmp, "db")
+        os.makedirs(data_dir)
+        db_path = os.path.join(data_dir, "hivent.db")
+        db = sqlite3.connect(db_path)
+        db.execute("CREATE TABLE events(ts TEXT, kind TEXT, detail TEXT)")
+        db.execute("INSERT INTO events VALUES('2024-01-01', 'login', 'alice')")
+        db.commit()
+        db.close()
+        code, stderr = run_hiventd(["--data-dir", data_dir, "--listen", "127.0.0.1:0"])
+        self.assertEqual(code, 1, stderr)
+        self.assertIn("table events lacks hiventd's columns", stderr)
+        self.assertIn(db_path, stderr)
+        db = sqlite3.connect(db_path)
+        columns = [row[1] for row in db.execute("PRAGMA table_info(events)")]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
+        db.close()
+        self.assertEqual(columns, ["ts", "kind", "detail"])
+        self.assertEqual(version, 0)
+        self.assertEqual(tables, ["events"])
 
     def test_second_server_on_data_dir_rejected(self):
         first = self.start_server(data_dir=self.tmp)
