@@ -21,6 +21,49 @@
  * with the GIL released and several threads may be inside the core. */
 static _Thread_local char hv_py_errbuf[512];
 
+/* Replaces a pending UnicodeEncodeError of argument @what with one whose
+ * reason names @what, so the caller sees which argument had the lone
+ * surrogate.  Other pending exceptions stay as they are. */
+static void hv_py_name_encode_error(const char *what)
+{
+    PyObject *type, *value, *traceback;
+    Py_ssize_t start, end;
+    PyObject *object;
+
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+        return;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    object = value ? PyUnicodeEncodeError_GetObject(value) : NULL;
+    if (!object || PyUnicodeEncodeError_GetStart(value, &start) < 0 ||
+        PyUnicodeEncodeError_GetEnd(value, &end) < 0 || start >= PyUnicode_GET_LENGTH(object)) {
+        Py_XDECREF(object);
+        PyErr_Restore(type, value, traceback);
+        return;
+    }
+    char text[256];
+    snprintf(text, sizeof text, "%s contains the lone surrogate U+%04X, which UTF-8 cannot encode",
+             what, (unsigned int)PyUnicode_ReadChar(object, start));
+    PyObject *reason = PyUnicode_FromString(text);
+    if (reason) {
+        PyObject *named = PyObject_CallFunction(PyExc_UnicodeEncodeError, "sOnnO", "utf-8",
+                                                object, start, end, reason);
+        if (named) {
+            PyErr_SetObject(PyExc_UnicodeEncodeError, named);
+            Py_DECREF(named);
+        }
+        Py_DECREF(reason);
+    }
+    Py_DECREF(object);
+    if (PyErr_Occurred()) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+    } else {
+        PyErr_Restore(type, value, traceback);
+    }
+}
+
 /* Raises for a failed call and clears the errstr buffer. */
 static void hv_py_raise_errbuf(int code)
 {
@@ -40,22 +83,45 @@ static void hv_py_raise_errbuf(int code)
     if ($input == Py_None) {
         $1 = NULL;
     } else if (!PyUnicode_Check($input)) {
-        PyErr_Format(PyExc_TypeError, "argument $argnum of $symname must be str or None, "
-                     "not %.100s", Py_TYPE($input)->tp_name);
+        PyErr_Format(PyExc_TypeError, "$1_name must be str or None, not %.100s",
+                     Py_TYPE($input)->tp_name);
         SWIG_fail;
     } else {
         Py_ssize_t len;
         $1 = (char *)PyUnicode_AsUTF8AndSize($input, &len);
-        if (!$1)
+        if (!$1) {
+            hv_py_name_encode_error("$1_name");
             SWIG_fail;
+        }
         if (strlen($1) != (size_t)len) {
-            PyErr_Format(PyExc_ValueError, "argument $argnum of $symname must not contain "
-                         "NUL characters: %R", $input);
+            PyErr_Format(PyExc_ValueError, "$1_name must not contain NUL characters: %R",
+                         $input);
             SWIG_fail;
         }
     }
 }
 %typemap(freearg) const char * "";
+
+/* An event version is any signed 64-bit integer. */
+%typemap(in) int64_t version {
+    int overflow = 0;
+    long long value;
+
+    if (!PyLong_Check($input) || PyBool_Check($input)) {
+        PyErr_Format(PyExc_TypeError, "version must be int, not %.100s",
+                     Py_TYPE($input)->tp_name);
+        SWIG_fail;
+    }
+    value = PyLong_AsLongLongAndOverflow($input, &overflow);
+    if (overflow != 0) {
+        PyErr_Format(PyExc_OverflowError,
+                     "version must fit in a signed 64-bit integer, not %R", $input);
+        SWIG_fail;
+    }
+    if (value == -1 && PyErr_Occurred())
+        SWIG_fail;
+    $1 = (int64_t)value;
+}
 
 /* ---- errstr buffers ---- */
 

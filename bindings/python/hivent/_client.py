@@ -11,6 +11,7 @@ from concurrent.futures import Future, _base
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
 from . import capi
+from ._args import check_seconds, check_text, timeout_ms
 from ._config import build_conf, defaults, merge_options, overlay_options
 from ._event import Event
 from ._notices import (
@@ -90,20 +91,7 @@ _DISPATCH_WAIT_MS = 200
 
 def _timeout_ms(timeout: Optional[float]) -> int:
     """Convert a timeout in seconds (None = no limit) to the core's milliseconds (-1 = no limit)."""
-    if timeout is None:
-        return -1
-    if timeout < 0:
-        raise ValueError(f"timeout must be >= 0 seconds or None, not {timeout!r}")
-    return min(int(timeout * 1000), 2**31 - 1)
-
-
-def _check_text(what: str, value: Optional[str]) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be str, not {type(value).__name__}")
-    if "\0" in value:
-        raise ValueError(f"{what} must not contain NUL characters: {value!r}")
+    return timeout_ms("timeout", timeout)
 
 
 class Client:
@@ -314,11 +302,13 @@ class Client:
 
     @staticmethod
     def _check_emit_args(name: str, version: int, cid: Optional[str], key: Optional[str]) -> None:
-        _check_text("name", name)
-        _check_text("cid", cid)
-        _check_text("key", key)
+        check_text("name", name)
+        check_text("cid", cid)
+        check_text("key", key)
         if isinstance(version, bool) or not isinstance(version, int):
             raise TypeError(f"version must be int, not {type(version).__name__}")
+        if not -2**63 <= version < 2**63:
+            raise OverflowError(f"version must fit in a signed 64-bit integer, not {version}")
 
     # ---- dispatching ----
 
@@ -340,6 +330,8 @@ class Client:
         emits still outstanding (0 when all completed).
         """
         self._check_usable()
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
         if self._thread is not None and self._thread is not threading.current_thread():
             return self._wait_drained(deadline)
@@ -514,6 +506,8 @@ class Client:
         """
         if self._closed:
             return
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
         self._closed = True
         unregister(self)
         if self._inherited:

@@ -14,6 +14,7 @@ import threading
 from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 from . import capi
+from ._args import check_text
 
 logger = logging.getLogger("hivent")
 
@@ -102,7 +103,10 @@ def build_conf(options: Mapping[str, Any], env: bool = True) -> Any:
         for key, value in options.items():
             if value is None:
                 continue
-            capi.hivent_conf_set(conf, key, option_text(key, value))
+            check_text("option name", key)
+            text = option_text(key, value)
+            check_text(f"option {key}", text)
+            capi.hivent_conf_set(conf, key, text)
     except BaseException:
         capi.hivent_conf_destroy(conf)
         raise

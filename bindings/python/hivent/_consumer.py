@@ -10,6 +10,7 @@ import time
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from . import capi
+from ._args import check_seconds, check_text, wait_ms
 from ._config import build_conf, defaults, merge_options, overlay_options
 from ._event import Event
 from ._errors import HiventError
@@ -32,6 +33,9 @@ WAKE_INTERVAL_MS = 200
 
 # Maximum length of a dead-letter reason sent to the server, in characters.
 _REASON_MAX = 1000
+# libhivent's limit on partitions per service; the core raises above it,
+# but a count above the C int range could not reach that check.
+_MAX_PARTITIONS = 4096
 
 
 def failure_reason(result: Any) -> Optional[str]:
@@ -109,9 +113,13 @@ class Consumer:
             value = getattr(cls, attr, None)
             if not isinstance(value, str) or not value or "\0" in value:
                 raise TypeError(f"{cls.__name__}.{attr} must be a non-empty str, not {value!r}")
+            check_text(f"{cls.__name__}.{attr}", value)
         count = getattr(cls, "partition_count", None)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise TypeError(f"{cls.__name__}.partition_count must be an int >= 1, not {count!r}")
+        if count > _MAX_PARTITIONS:
+            raise ValueError(f"{cls.__name__}.partition_count must be from 1 to "
+                             f"{_MAX_PARTITIONS}, not {count}")
         version = getattr(cls, "version", None)
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise TypeError(f"{cls.__name__}.version must be an int or None, not {version!r}")
@@ -166,6 +174,8 @@ class Consumer:
         every join was rejected.  The message is the core's and names the
         last error.  The consumer is closed before the exception propagates.
         """
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout)
         self.start()
         self._stop.clear()
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
@@ -210,7 +220,7 @@ class Consumer:
         fileno() gives a descriptor that is readable while notices wait.
         """
         self.start()
-        return self._poll_once(max(int(timeout * 1000), 0))
+        return self._poll_once(wait_ms("timeout", timeout))
 
     def fileno(self) -> int:
         """Return a descriptor readable while notices are pending (for select/poll)."""
@@ -223,6 +233,7 @@ class Consumer:
         Waits up to ``timeout`` seconds for the server to confirm.  Closing
         twice does nothing.
         """
+        close_ms = wait_ms("timeout", timeout)
         with self._poll_lock:
             if self._closed:
                 return
@@ -234,7 +245,7 @@ class Consumer:
         unregister(self)
         if not self._inherited:
             try:
-                capi.hivent_consumer_close(handle, max(int(timeout * 1000), 0))
+                capi.hivent_consumer_close(handle, close_ms)
             except Exception as exc:
                 logger.warning("consumer %s: close did not complete: %s", self.name, exc)
         capi.hivent_consumer_destroy(handle)
@@ -357,7 +368,9 @@ class Consumer:
             call_safely(hook, "event_processing_succeeded", event)
 
     def _reject(self, event_ptr: Any, event: Optional[Event], reason: str) -> None:
-        reason = reason[:_REASON_MAX]
+        # The reason is a C string in UTF-8: NUL and lone surrogates become escapes.
+        reason = reason[:_REASON_MAX].replace("\0", "\\0")
+        reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
         self.failed += 1
         try:
             capi.hivent_consumer_reject(self._handle, event_ptr, reason)
@@ -409,6 +422,8 @@ def run(*consumers: Consumer, timeout: Optional[float] = None, handle_signals: b
     """
     if not consumers:
         raise ValueError("run() needs at least one consumer")
+    if timeout is not None:
+        timeout = check_seconds("timeout", timeout)
     for consumer in consumers:
         consumer.start()
         consumer._stop.clear()
