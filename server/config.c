@@ -158,15 +158,20 @@ static int apply(hvd_config_t *cfg, int id, const char *value)
             fprintf(stderr, "hiventd: --api-key must not be empty\n");
             return -1;
         }
+        cfg->api_key_inline = 1;
         return set_string(&cfg->api_key, value);
     case OPT_ADMIN_KEY:
         if (!*value) {
             fprintf(stderr, "hiventd: --admin-key must not be empty\n");
             return -1;
         }
+        cfg->admin_key_inline = 1;
         return set_string(&cfg->admin_key, value);
     case OPT_API_KEY_FILE:
     case OPT_ADMIN_KEY_FILE: {
+        int *from_file = id == OPT_API_KEY_FILE ? &cfg->api_key_from_file
+                                                : &cfg->admin_key_from_file;
+        *from_file = 1;
         char *key = read_key_file(name, value);
         if (!key)
             return -1;
@@ -319,6 +324,16 @@ int hvd_config_load(hvd_config_t *cfg, int argc, char **argv)
     }
     if (!cfg->data_dir) {
         fprintf(stderr, "hiventd: --data-dir is required (or HIVENTD_DATA_DIR)\n");
+        return -1;
+    }
+    if (cfg->api_key_inline && cfg->api_key_from_file) {
+        fprintf(stderr, "hiventd: --api-key and --api-key-file (or HIVENTD_API_KEY and "
+                        "HIVENTD_API_KEY_FILE) are both set; give only one\n");
+        return -1;
+    }
+    if (cfg->admin_key_inline && cfg->admin_key_from_file) {
+        fprintf(stderr, "hiventd: --admin-key and --admin-key-file (or HIVENTD_ADMIN_KEY and "
+                        "HIVENTD_ADMIN_KEY_FILE) are both set; give only one\n");
         return -1;
     }
     if (!cfg->tls_cert != !cfg->tls_key) {

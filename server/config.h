@@ -14,6 +14,10 @@ typedef struct hvd_config {
     int listen_port;
     char *api_key;              /* NULL: every key is accepted */
     char *admin_key;            /* NULL: admin requests need no key */
+    /* Which sources set the keys, from options or the environment: a key
+     * given both inline and by file is rejected. */
+    int api_key_inline, api_key_from_file;
+    int admin_key_inline, admin_key_from_file;
     char *tls_cert;
     char *tls_key;
     char *ready_file;

@@ -43,6 +43,9 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* hiventd reloads nothing, so a SIGHUP (a closed terminal, a service
+     * manager's reload) stops it cleanly instead of killing it. */
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -293,7 +296,7 @@ static void shutdown_tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(srv->context, 0, &srv->sweep_sul, shutdown_tick, 10 * LWS_US_PER_MS);
 }
 
-/* Serves until SIGTERM or SIGINT, then lets queued commits finish and
+/* Serves until SIGTERM, SIGINT or SIGHUP, then lets queued commits finish and
  * their replies go out, for at most @grace_ms. */
 static void serve(hvd_server_t *srv, int grace_ms)
 {
@@ -395,8 +398,16 @@ int main(int argc, char **argv)
     if (cfg.heartbeat_interval_ms > 0)
         lws_sul_schedule(srv.context, 0, &srv.sweep_sul, hvd_ws_sweep,
                          (lws_usec_t)cfg.heartbeat_interval_ms * 1000 / 4);
-    if (cfg.ready_file && write_ready_file(cfg.ready_file, srv.port) < 0)
-        hvd_err("cannot write ready file %s: %s", cfg.ready_file, strerror(errno));
+    if (cfg.ready_file && write_ready_file(cfg.ready_file, srv.port) < 0) {
+        char why[128];
+        hvd_err("cannot write --ready-file %s: %s; stopping", cfg.ready_file,
+                error_text(errno, why, sizeof(why)));
+        lws_context_destroy(srv.context);
+        hvd_committer_stop(srv.committer);
+        srv.store->ops->close(srv.store);
+        hvd_config_free(&cfg);
+        return 1;
+    }
 
     serve(&srv, 5000);
 

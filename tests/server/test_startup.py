@@ -3,6 +3,7 @@
 import os
 import pwd
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -81,6 +82,49 @@ class StartupTest(unittest.TestCase):
         self.assertEqual(columns, ["ts", "kind", "detail"])
         self.assertEqual(version, 0)
         self.assertEqual(tables, ["events"])
+
+    def test_key_and_key_file_rejected(self):
+        key_file = os.path.join(self.tmp, "key")
+        with open(key_file, "w") as f:
+            f.write("from-file\n")
+        data_dir = os.path.join(self.tmp, "db")
+        base = ["--data-dir", data_dir, "--listen", "127.0.0.1:0"]
+        cases = [
+            ("api", ["--api-key", "inline", "--api-key-file", key_file], {}),
+            ("api", ["--api-key-file", key_file], {"HIVENTD_API_KEY": "inline"}),
+            ("admin", ["--admin-key", "inline", "--admin-key-file", key_file], {}),
+            ("admin", ["--admin-key", "inline"], {"HIVENTD_ADMIN_KEY_FILE": key_file}),
+        ]
+        for kind, args, env in cases:
+            with self.subTest(args=args, env=env):
+                proc = subprocess.run([hvtest.HIVENTD] + base + args, capture_output=True,
+                                      timeout=10, env=dict(os.environ, **env))
+                stderr = proc.stderr.decode("utf-8", "replace")
+                self.assertEqual(proc.returncode, 2, stderr)
+                self.assertIn("--%s-key and --%s-key-file" % (kind, kind), stderr)
+                self.assertIn("give only one", stderr)
+                self.assertNotIn("inline", stderr)
+                self.assertNotIn("from-file", stderr)
+
+    def test_unwritable_ready_file_fails(self):
+        data_dir = os.path.join(self.tmp, "db")
+        ready = os.path.join(self.tmp, "missing-dir", "ready")
+        code, stderr = run_hiventd(["--data-dir", data_dir, "--listen", "127.0.0.1:0",
+                                    "--ready-file", ready])
+        self.assertEqual(code, 1, stderr)
+        self.assertIn("cannot write --ready-file %s: no such file or directory" % ready, stderr)
+
+    def test_sighup_stops_cleanly(self):
+        server = hvtest.Server(data_dir=self.tmp).start()
+        self.assertEqual(server.health()["status"], "ok")
+        server.proc.send_signal(signal.SIGHUP)
+        code = server.proc.wait(10)
+        server.log.close()
+        server.proc = None
+        log = server.read_log()
+        self.assertEqual(code, 0, log)
+        self.assertIn("stopping: finishing", log)
+        self.assertIn("stopped", log)
 
     def test_second_server_on_data_dir_rejected(self):
         first = self.start_server(data_dir=self.tmp)
