@@ -377,6 +377,14 @@ static size_t put_masked_frame(unsigned char *out, const hv_req_t *r, const unsi
     return o + len;
 }
 
+static int has_emit_inflight_locked(hv_handle_t *h)
+{
+    for (hv_req_t *r = h->inflight.head; r; r = r->next)
+        if (r->kind == HV_REQ_EMIT)
+            return 1;
+    return 0;
+}
+
 /*
  * Writes up to WRITE_BATCH pending requests with one lws_write().  Each
  * request is framed and masked into the batch buffer here, because
@@ -401,9 +409,19 @@ static int write_batch(hv_handle_t *h, struct lws *wsi)
     for (int i = 0; i < WRITE_BATCH; i++) {
         pthread_mutex_lock(&h->lock);
         hv_req_t *r = h->pending.head;
+        /* Probing after a 1007 close: the next emit waits until the
+         * server replied to the one in flight. */
+        int probing = r && r->kind == HV_REQ_EMIT && h->probe_left > 0;
+        if (probing && has_emit_inflight_locked(h)) {
+            pthread_mutex_unlock(&h->lock);
+            more = 0;
+            break;
+        }
         /* 14 bytes: the largest frame header with its masking key. */
         int fits = r && used + r->frame_len + 14 <= WRITE_BATCH_BYTES;
         if (r && (fits || used == 0)) {
+            if (probing)
+                h->probe_left--;
             hv_req_pop(&h->pending);
             if (r->kind == HV_REQ_EMIT) {
                 r->sent_at_ms = now;
@@ -513,7 +531,11 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
         }
         r = next;
     }
+    /* A probing emit that timed out frees the way for the next one. */
+    int resume = h->probe_left > 0 && h->pending.count > 0 && !has_emit_inflight_locked(h);
     pthread_mutex_unlock(&h->lock);
+    if (resume && h->wsi)
+        lws_callback_on_writable(h->wsi);
     lws_sul_schedule(h->ctx, 0, &t->tick, tick_cb, TICK_US);
 }
 
@@ -655,6 +677,11 @@ static void on_reply(hv_handle_t *h, const hv_frame_t *f)
     switch (r->kind) {
     case HV_REQ_EMIT:
         on_emit_reply(h, r, ok, resp, size);
+        pthread_mutex_lock(&h->lock);
+        int next = h->probe_left > 0 && h->pending.count > 0;
+        pthread_mutex_unlock(&h->lock);
+        if (next && h->wsi)
+            lws_callback_on_writable(h->wsi);
         return;
     case HV_REQ_JOIN:
         on_join_reply(h, ok, resp, size);
@@ -780,10 +807,53 @@ static hv_req_t *take_largest_inflight_locked(hv_handle_t *h)
 }
 
 /*
+ * Handles close code 1007 (invalid frame data): the server could not
+ * accept one of the frames in flight, and sending the same batch again
+ * would only repeat the close, forever, since each connection succeeds.
+ * With one emit in flight that emit is the cause and fails with
+ * HIVENT_ERR_REJECTED.  With several, they are sent again one at a time,
+ * so the next 1007 close finds the cause alone in flight.
+ */
+static void on_invalid_frame_close(hv_handle_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    int emits = 0;
+    hv_req_t *only = NULL;
+    for (hv_req_t *r = h->inflight.head; r; r = r->next) {
+        if (r->kind == HV_REQ_EMIT) {
+            emits++;
+            only = r;
+        }
+    }
+    if (emits != 1) {
+        h->probe_left = emits;
+        pthread_mutex_unlock(&h->lock);
+        if (emits > 1)
+            hv_log(h, LOG_WARNING, "conn", "%s with %d emits in flight; sending them again "
+                   "one at a time to find the one the server cannot accept", h->last_error,
+                   emits);
+        return;
+    }
+    h->probe_left = 0;
+    hv_req_t *r = hv_req_take_ref(&h->inflight, only->ref);
+    char name[256], uuid[64];
+    snprintf(name, sizeof name, "%s", r->event->name);
+    snprintf(uuid, sizeof uuid, "%s", r->event->uuid ? r->event->uuid : "-");
+    char msg[sizeof h->last_error + 160];
+    snprintf(msg, sizeof msg, "%s; the server could not accept the frame of this emit, so it "
+             "is not sent again", h->last_error);
+    hv_post_delivery_locked(h, r, HIVENT_ERR_REJECTED, msg, NULL);
+    pthread_mutex_unlock(&h->lock);
+    /* hv_log() takes the handle lock itself. */
+    hv_log(h, LOG_ERR, "emit", "event %s (uuid %s) rejected: %s", name, uuid, msg);
+}
+
+/*
  * Records the server's close code and reason for the reconnect log.  Close
  * code 1009 (message too big) means a frame was over the server's limit;
  * resending it would only repeat the close, so the largest emit in flight
  * fails with HIVENT_ERR_TOO_LARGE instead of going back to the queue.
+ * Code 1007 is handled by on_invalid_frame_close().
  */
 static void on_peer_close(hv_handle_t *h, const unsigned char *in, size_t len)
 {
@@ -795,6 +865,10 @@ static void on_peer_close(hv_handle_t *h, const unsigned char *in, size_t len)
              "%d%s%.*s", code, reason_len ? ": " : "", reason_len,
              reason_len ? (const char *)in + 2 : "");
     h->last_err = HIVENT_ERR_CONNECTION;
+    if (code == 1007) {
+        on_invalid_frame_close(h);
+        return;
+    }
     if (code != 1009)
         return;
     pthread_mutex_lock(&h->lock);

@@ -119,6 +119,7 @@ typedef struct hv_handle {
     hv_buf_t rx;
     int rx_binary;
     int64_t heartbeat_ref;      /* -1 when no heartbeat is outstanding */
+    int probe_left;             /* emits still to send one at a time (under lock) */
     char last_error[640];
     hivent_err_t last_err;
     int connect_failed;

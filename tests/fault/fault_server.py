@@ -62,6 +62,9 @@ DEFAULTS = {
     "error_reason": "rejected by the fault server",
     # Gzip every reply, whatever its size and the client's gzip parameter.
     "gzip_all": False,
+    # Close the connection with code 1007 (invalid frame data), as hiventd
+    # does for a frame it cannot decode, when an emit of this name arrives.
+    "poison_name": "",
 }
 
 
@@ -87,6 +90,7 @@ class FaultServer:
         self.events = {}        # uuid -> published event
         self.duplicates = 0     # emits whose uuid was already stored
         self.heartbeats = 0
+        self.poisoned = 0       # connections closed for a poison_name emit
         self.sni = []           # server names sent in TLS ClientHello
         self.open = {}          # connection id -> websocket
         self.next_id = 1
@@ -218,6 +222,12 @@ class FaultServer:
                 await self.reply(ws, topic, ref, "error", {"reason": b["error_reason"]})
         elif event == "phx_leave":
             await self.reply(ws, topic, ref, "ok", {})
+        elif (event == "event:emit" and b["poison_name"]
+              and isinstance(frame.get("payload"), dict)
+              and frame["payload"].get("name") == b["poison_name"]):
+            self.poisoned += 1
+            ws.dropped = True
+            await ws.close(code=1007, reason="invalid frame: poisoned by the fault server")
         elif event == "event:emit":
             # Each emit is answered in its own task so a delayed reply does
             # not stop the server from reading.
@@ -245,7 +255,7 @@ class FaultServer:
         return {"requests": self.requests, "frames": self.frames,
                 "bad_frames": self.bad_frames, "stored": self.stored,
                 "duplicates": self.duplicates, "heartbeats": self.heartbeats,
-                "sni": self.sni,
+                "sni": self.sni, "poisoned": self.poisoned,
                 "open": len(self.open)}
 
     def reset(self):

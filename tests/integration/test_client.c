@@ -306,6 +306,52 @@ static void order_kept_across_dropped_connection(void)
     hivent_client_destroy(c);
 }
 
+/* A server that closes with 1007 for one frame would get the same batch
+ * again on every reconnect.  The client narrows the batch down to that
+ * emit, fails it alone and delivers the others. */
+static void invalid_frame_close_fails_one_emit(void)
+{
+    reset_server();
+    fs_do(&srv, "{\"cmd\":\"set\",\"poison_name\":\"poison\",\"emit_delay_ms\":50}");
+    hivent_client_t *c = connect_client(test_conf(srv.port));
+    CHECK_REQUIRE(c != NULL);
+    char err[512];
+    for (uintptr_t i = 1; i <= 21; i++) {
+        unsigned char payload[64];
+        size_t len = pack_index_payload(payload, sizeof payload, (int)i, 8);
+        CHECK_INT(hivent_emit_async(c, i == 11 ? "poison" : "seq", payload, len, 1, NULL, NULL,
+                                    (void *)i, err, sizeof err), HIVENT_OK);
+    }
+    CHECK_INT(hivent_client_flush(c, 20000), 0);
+    CHECK_INT(rec.deliveries_ok, 20);
+    CHECK_INT(rec.deliveries_failed, 1);
+    int poisoned = -1;
+    for (int i = 0; i < rec.delivery_count; i++)
+        if (rec.delivery_ids[i] == 11)
+            poisoned = i;
+    CHECK(poisoned >= 0);
+    if (poisoned >= 0)
+        CHECK_INT(rec.delivery_errs[poisoned], HIVENT_ERR_REJECTED);
+    json_t *st = fs_state(&srv);
+    CHECK_INT(json_array_size(stored_events(st)), 20);
+    /* Closed once with the whole batch in flight, once with the poison
+     * emit alone, never again. */
+    CHECK_INT(json_integer_value(json_object_get(st, "poisoned")), 2);
+    json_decref(st);
+
+    /* A synchronous emit of the same name returns instead of waiting for
+     * reconnects that each end the same way. */
+    hivent_event_t *pub = NULL;
+    CHECK_INT(hivent_emit(c, "poison", NULL, 0, 1, NULL, NULL, -1, &pub, err, sizeof err),
+              HIVENT_ERR_REJECTED);
+    CHECK_CONTAINS(err, "1007");
+    CHECK(pub == NULL);
+    CHECK_INT(hivent_emit(c, "seq", NULL, 0, 1, NULL, NULL, 5000, &pub, err, sizeof err),
+              HIVENT_OK);
+    hivent_event_destroy(pub);
+    hivent_client_destroy(c);
+}
+
 static void buffered_while_disconnected(void)
 {
     reset_server();
@@ -853,6 +899,7 @@ int main(int argc, char **argv)
     MAYBE_RUN(emit_timeouts);
     MAYBE_RUN(emit_async_many_in_order);
     MAYBE_RUN(order_kept_across_dropped_connection);
+    MAYBE_RUN(invalid_frame_close_fails_one_emit);
     MAYBE_RUN(buffered_while_disconnected);
     MAYBE_RUN(reconnect_attempts_used_up);
     MAYBE_RUN(reconnect_forever);
