@@ -96,6 +96,19 @@ static int check_meta_str(const char *s, const char *what, char *err, size_t err
     return hv_check_name(s, what, err, err_size);
 }
 
+/* Checks that @payload is one well-formed value nested at most
+ * HV_PAYLOAD_MAX_DEPTH levels, the limit both emit and hiventd apply. */
+static int check_payload_depth(const void *payload, size_t size, char *err, size_t err_size)
+{
+    int rc = hv_mp_validate_depth(payload, size, HV_PAYLOAD_MAX_DEPTH);
+    if (rc == -2)
+        snprintf(err, err_size, "payload nests arrays and maps deeper than %d levels",
+                 HV_PAYLOAD_MAX_DEPTH);
+    else if (rc != 0)
+        snprintf(err, err_size, "payload must be one well-formed MessagePack map");
+    return rc;
+}
+
 hivent_err_t hv_event_new(const char *name, const void *payload, size_t payload_size,
                           int64_t version, const char *cid, const char *key,
                           const char *producer, hivent_event_t **out, char *err,
@@ -114,10 +127,12 @@ hivent_err_t hv_event_new(const char *name, const void *payload, size_t payload_
         payload = &empty_map;
         payload_size = 1;
     }
-    if (!hv_mp_is_map(payload, payload_size) || hv_mp_validate(payload, payload_size) != 0) {
+    if (!hv_mp_is_map(payload, payload_size)) {
         snprintf(err, err_size, "payload must be one well-formed MessagePack map");
         return HIVENT_ERR_PAYLOAD;
     }
+    if (check_payload_depth(payload, payload_size, err, err_size) != 0)
+        return HIVENT_ERR_PAYLOAD;
     if (check_meta_str(cid, "cid", err, err_size) != 0 ||
         check_meta_str(key, "key", err, err_size) != 0)
         return HIVENT_ERR_INVALID_ARG;
@@ -265,6 +280,8 @@ hivent_err_t hv_event_parse(const void *map, size_t size, hivent_event_t **out, 
         snprintf(err, err_size, "payload is missing or not a map");
         goto fail;
     }
+    if (check_payload_depth(val, val_size, err, err_size) != 0)
+        goto fail;
     ev->payload = malloc(val_size);
     if (!ev->payload) {
         rc = HIVENT_ERR_NO_MEMORY;

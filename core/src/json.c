@@ -18,9 +18,9 @@ static void set_err(char *err, size_t size, const char *fmt, const char *detail)
         snprintf(err, size, fmt, detail);
 }
 
-static int pack_json(msgpack_packer *pk, const json_t *j, int depth)
+static int pack_json(msgpack_packer *pk, const json_t *j, int depth, int max_depth)
 {
-    if (depth > HV_MP_MAX_DEPTH)
+    if (depth >= max_depth && (json_is_object(j) || json_is_array(j)))
         return -1;
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
@@ -31,7 +31,7 @@ static int pack_json(msgpack_packer *pk, const json_t *j, int depth)
             size_t n = strlen(key);
             msgpack_pack_str(pk, n);
             msgpack_pack_str_body(pk, key, n);
-            if (pack_json(pk, val, depth + 1) != 0)
+            if (pack_json(pk, val, depth + 1, max_depth) != 0)
                 return -1;
         }
         return 0;
@@ -41,7 +41,7 @@ static int pack_json(msgpack_packer *pk, const json_t *j, int depth)
         json_t *val;
         msgpack_pack_array(pk, json_array_size(j));
         json_array_foreach(j, i, val) {
-            if (pack_json(pk, val, depth + 1) != 0)
+            if (pack_json(pk, val, depth + 1, max_depth) != 0)
                 return -1;
         }
         return 0;
@@ -63,11 +63,11 @@ static int pack_json(msgpack_packer *pk, const json_t *j, int depth)
     return -1;
 }
 
-int hv_json_to_msgpack_buf(const json_t *j, hv_buf_t *out)
+int hv_json_to_msgpack_buf(const json_t *j, int max_depth, hv_buf_t *out)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, hv_buf_msgpack_write);
-    return pack_json(&pk, j, 0);
+    return pack_json(&pk, j, 0, max_depth);
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -174,9 +174,9 @@ static json_t *read_value(hv_mp_reader_t *r, int depth)
     return NULL;
 }
 
-json_t *hv_msgpack_to_json_value(const void *p, size_t size)
+json_t *hv_msgpack_to_json_value(const void *p, size_t size, int max_depth)
 {
-    if (!p || hv_mp_validate(p, size) != 0)
+    if (!p || hv_mp_validate_depth(p, size, max_depth) != 0)
         return NULL;
     hv_mp_reader_t r;
     hv_mp_reader_init(&r, p, size);
@@ -200,11 +200,13 @@ HIVENT_API hivent_err_t hivent_json_to_msgpack(const char *json, size_t json_siz
         return HIVENT_ERR_PAYLOAD;
     }
     hv_buf_t buf = {0};
-    int rc = hv_json_to_msgpack_buf(j, &buf);
+    int rc = hv_json_to_msgpack_buf(j, HV_PAYLOAD_MAX_DEPTH, &buf);
     json_decref(j);
     if (rc != 0 || !buf.data) {
         hv_buf_free(&buf);
-        set_err(errstr, errstr_size, "%s", "JSON nests deeper than 64 levels or memory ran out");
+        if (errstr && errstr_size)
+            snprintf(errstr, errstr_size, "JSON nests arrays and objects deeper than %d levels "
+                     "or memory ran out", HV_PAYLOAD_MAX_DEPTH);
         return HIVENT_ERR_PAYLOAD;
     }
     *out = hv_buf_steal(&buf, out_size);
@@ -214,10 +216,11 @@ HIVENT_API hivent_err_t hivent_json_to_msgpack(const char *json, size_t json_siz
 HIVENT_API char *hivent_msgpack_to_json(const void *msgpack, size_t size, char *errstr,
                                         size_t errstr_size)
 {
-    json_t *j = hv_msgpack_to_json_value(msgpack, size);
+    json_t *j = hv_msgpack_to_json_value(msgpack, size, HV_PAYLOAD_MAX_DEPTH);
     if (!j) {
-        set_err(errstr, errstr_size, "%s", "invalid MessagePack: truncated, malformed or "
-                                           "nested deeper than 64 levels");
+        if (errstr && errstr_size)
+            snprintf(errstr, errstr_size, "invalid MessagePack: truncated, malformed or nested "
+                     "deeper than %d levels", HV_PAYLOAD_MAX_DEPTH);
         return NULL;
     }
     char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -241,7 +244,7 @@ static json_t *ref_to_json(const hv_ref_t *ref)
 
 int hv_frame_encode_json(const hv_frame_t *f, hv_buf_t *out)
 {
-    json_t *payload = f->payload ? hv_msgpack_to_json_value(f->payload, f->payload_size)
+    json_t *payload = f->payload ? hv_msgpack_to_json_value(f->payload, f->payload_size, HV_MP_MAX_DEPTH)
                                  : json_object();
     if (!payload)
         return -1;
@@ -311,7 +314,7 @@ int hv_frame_decode_json(const char *text, size_t len, size_t max_size, hv_frame
     f->topic = strdup(json_string_value(topic));
     f->event = strdup(json_string_value(event));
     hv_buf_t buf = {0};
-    if (!f->topic || !f->event || hv_json_to_msgpack_buf(payload, &buf) != 0 || !buf.data) {
+    if (!f->topic || !f->event || hv_json_to_msgpack_buf(payload, HV_MP_MAX_DEPTH, &buf) != 0 || !buf.data) {
         hv_buf_free(&buf);
         set_err(err, err_size, "%s", "JSON frame payload could not be converted");
         goto out;

@@ -6,9 +6,11 @@
 
 #include "buf.h"
 
-/* Packs a jansson value as MessagePack into @out; returns 0 or -1. */
-int hv_json_to_msgpack_buf(const json_t *j, hv_buf_t *out);
-/* Converts one MessagePack value to a new jansson value, or NULL. */
-json_t *hv_msgpack_to_json_value(const void *p, size_t size);
+/* Packs a jansson value as MessagePack into @out; returns 0, or -1 when
+ * arrays and objects nest deeper than @max_depth or memory ran out. */
+int hv_json_to_msgpack_buf(const json_t *j, int max_depth, hv_buf_t *out);
+/* Converts one MessagePack value nested at most @max_depth levels to a new
+ * jansson value, or returns NULL. */
+json_t *hv_msgpack_to_json_value(const void *p, size_t size, int max_depth);
 
 #endif

@@ -162,11 +162,14 @@ int hv_mp_read(hv_mp_reader_t *r, hv_mp_value_t *v)
 
 /* Skips values iteratively: @pending counts values still to skip, so
  * hostile nesting costs no stack.  Depth is still bounded for callers that
- * later walk the value recursively. */
-int hv_mp_skip(hv_mp_reader_t *r)
+ * later walk the value recursively.  Returns 0, -1 when malformed, or -2
+ * when nested deeper than @max_depth. */
+static int skip_value(hv_mp_reader_t *r, int max_depth)
 {
     uint64_t pending[HV_MP_MAX_DEPTH + 1];
     int depth = 0;
+    if (max_depth > HV_MP_MAX_DEPTH)
+        max_depth = HV_MP_MAX_DEPTH;
     pending[0] = 1;
     while (depth >= 0) {
         if (pending[depth] == 0) {
@@ -184,11 +187,16 @@ int hv_mp_skip(hv_mp_reader_t *r)
          * left is malformed. */
         if (items > r->len - r->pos)
             return -1;
-        if (depth == HV_MP_MAX_DEPTH)
-            return -1;
+        if (depth == max_depth)
+            return -2;
         pending[++depth] = items;
     }
     return 0;
+}
+
+int hv_mp_skip(hv_mp_reader_t *r)
+{
+    return skip_value(r, HV_MP_MAX_DEPTH) == 0 ? 0 : -1;
 }
 
 int hv_mp_span(hv_mp_reader_t *r, const unsigned char **start, size_t *size)
@@ -211,10 +219,16 @@ int hv_mp_is_map(const void *p, size_t len)
 
 int hv_mp_validate(const void *p, size_t len)
 {
+    return hv_mp_validate_depth(p, len, HV_MP_MAX_DEPTH) == 0 ? 0 : -1;
+}
+
+int hv_mp_validate_depth(const void *p, size_t len, int max_depth)
+{
     hv_mp_reader_t r;
     hv_mp_reader_init(&r, p, len);
-    if (hv_mp_skip(&r) != 0)
-        return -1;
+    int rc = skip_value(&r, max_depth);
+    if (rc != 0)
+        return rc;
     return r.pos == len ? 0 : -1;
 }
 

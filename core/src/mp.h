@@ -10,8 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Nesting deeper than this is rejected as malformed. */
-#define HV_MP_MAX_DEPTH 64
+/* Deepest nesting of arrays and maps in an event payload, the top map
+ * included: emit rejects a deeper payload, and so does hiventd. */
+#define HV_PAYLOAD_MAX_DEPTH 64
+/* Deepest nesting the reader accepts anywhere: a payload at its limit
+ * plus the frame, event and push maps around it.  Deeper input is
+ * rejected as malformed. */
+#define HV_MP_MAX_DEPTH (HV_PAYLOAD_MAX_DEPTH + 8)
 
 typedef enum hv_mp_type {
     HV_MP_NIL, HV_MP_BOOL, HV_MP_INT, HV_MP_UINT, HV_MP_FLOAT, HV_MP_STR,
@@ -47,6 +52,10 @@ int hv_mp_span(hv_mp_reader_t *r, const unsigned char **start, size_t *size);
 int hv_mp_is_map(const void *p, size_t len);
 /* Checks that the span holds exactly one well-formed value. */
 int hv_mp_validate(const void *p, size_t len);
+/* Checks that the span contains exactly one well-formed value nested at most
+ * @max_depth levels (at most HV_MP_MAX_DEPTH).  Returns 0, -1 when the
+ * value is malformed, or -2 when it is nested deeper. */
+int hv_mp_validate_depth(const void *p, size_t len, int max_depth);
 /* Finds @key in the map at the span's start; stores the value's span.
  * Returns 1 when found, 0 when absent, -1 when malformed or not a map. */
 int hv_mp_map_find(const void *map, size_t len, const char *key,

@@ -149,6 +149,62 @@ static void emit_consume_ack_roundtrip(void)
     hivent_consumer_destroy(cons);
 }
 
+/* Packs a map {"i": INDEX, "d": [[...[]...]]} whose arrays and maps nest
+ * @depth levels, the top map included. */
+static size_t pack_nested(unsigned char *out, size_t size, int index, int depth)
+{
+    size_t n = 0;
+    if (size < (size_t)depth + 16 || depth < 2)
+        return 0;
+    out[n++] = 0x82;
+    out[n++] = 0xa1;
+    out[n++] = 'i';
+    out[n++] = (unsigned char)index;
+    out[n++] = 0xa1;
+    out[n++] = 'd';
+    for (int i = 1; i < depth - 1; i++)
+        out[n++] = 0x91; /* array of one */
+    out[n++] = 0x90;     /* the innermost, empty array */
+    return n;
+}
+
+/* Emit and hiventd apply the same payload depth limit, so a payload the
+ * client accepts is stored and delivered, and a deeper one fails at emit
+ * without reaching the server. */
+static void payload_depth_limit_shared(void)
+{
+    reset_consumed();
+    hivent_consumer_t *cons = new_consumer("deep:event", "deep-reader", 1);
+    CHECK_REQUIRE(cons != NULL);
+    CHECK_REQUIRE(wait_consumer_connected(cons));
+    hivent_client_t *c = new_client(NULL);
+    CHECK_REQUIRE(c != NULL);
+    unsigned char payload[256];
+    char err[512] = "";
+    size_t len = pack_nested(payload, sizeof payload, 7, 64);
+    CHECK_REQUIRE(len > 0);
+    CHECK_INT(hivent_emit(c, "deep:event", payload, len, 1, NULL, NULL, 5000, NULL, err,
+                          sizeof err), HIVENT_OK);
+    CHECK_INT(consume_until(cons, 1, 5000), 1);
+    CHECK_INT(got.index[0], 7);
+
+    len = pack_nested(payload, sizeof payload, 8, 65);
+    CHECK_INT(hivent_emit(c, "deep:event", payload, len, 1, NULL, NULL, 5000, NULL, err,
+                          sizeof err), HIVENT_ERR_PAYLOAD);
+    CHECK_CONTAINS(err, "deeper than 64 levels");
+    CHECK_INT(hivent_emit_async(c, "deep:event", payload, len, 1, NULL, NULL, NULL, err,
+                                sizeof err), HIVENT_ERR_PAYLOAD);
+    /* The client is still usable. */
+    len = pack_nested(payload, sizeof payload, 9, 3);
+    CHECK_INT(hivent_emit(c, "deep:event", payload, len, 1, NULL, NULL, 5000, NULL, err,
+                          sizeof err), HIVENT_OK);
+    CHECK_INT(consume_until(cons, 2, 5000), 2);
+    CHECK_INT(got.index[1], 9);
+    hivent_client_destroy(c);
+    CHECK_INT(hivent_consumer_close(cons, 3000), HIVENT_OK);
+    hivent_consumer_destroy(cons);
+}
+
 static void quarantine_reaches_dead_letter_queue(void)
 {
     reset_consumed();
@@ -316,6 +372,8 @@ int main(int argc, char **argv)
     }
     if (!only || strcmp(only, "emit_consume_ack_roundtrip") == 0)
         RUN_TEST(emit_consume_ack_roundtrip);
+    if (!only || strcmp(only, "payload_depth_limit_shared") == 0)
+        RUN_TEST(payload_depth_limit_shared);
     if (!only || strcmp(only, "quarantine_reaches_dead_letter_queue") == 0)
         RUN_TEST(quarantine_reaches_dead_letter_queue);
     if (!only || strcmp(only, "published_event_keeps_client_uuid") == 0)
