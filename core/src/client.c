@@ -93,10 +93,10 @@ static hivent_err_t build_emit(hv_handle_t *h, const char *name, const void *pay
      * the packed event, not to its gzipped form. 64 bytes cover the frame
      * map around it. */
     if (ev->packed.len + 64 > (size_t)h->conf->max_frame_size) {
-        snprintf(err, err_size, "event %s is %zu bytes packed, more than max_frame_size "
-                 "(%d bytes); split the payload or raise max_frame_size here and "
-                 "--max-inflated-size on hiventd", name, ev->packed.len,
-                 h->conf->max_frame_size);
+        snprintf(err, err_size, "event %s is %zu bytes packed, and with the frame around "
+                 "it more than max_frame_size (%d bytes); split the payload or raise "
+                 "max_frame_size here and --max-frame-size and --max-inflated-size on "
+                 "hiventd", name, ev->packed.len, h->conf->max_frame_size);
         hivent_event_destroy(ev);
         return HIVENT_ERR_TOO_LARGE;
     }

@@ -235,8 +235,9 @@ static void on_disconnect(hv_handle_t *h, hivent_err_t err, const char *why)
     int max = h->conf->max_reconnect_tries;
     if (max >= 0 && attempt > max) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "giving up after %d failed connection attempts to %s:%d; "
-                 "last error: %s", attempt, h->conf->host, h->conf->port, h->last_error);
+        snprintf(msg, sizeof msg, "giving up after %d failed connection attempt%s to %s:%d; "
+                 "last error: %s", attempt, attempt == 1 ? "" : "s", h->conf->host,
+                 h->conf->port, h->last_error);
         hv_log(h, LOG_ERR, "conn", "%s", msg);
         pthread_mutex_lock(&h->lock);
         h->state = HIVENT_STATE_FAILED;
