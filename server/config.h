@@ -14,7 +14,7 @@ typedef struct hvd_config {
     int listen_port;
     char *api_key;              /* NULL: every key is accepted */
     char *admin_key;            /* NULL: admin requests need no key */
-    /* Which sources set the keys, from options or the environment: a key
+    /* Flags of the key sources seen in options and the environment.  A key
      * given both inline and by file is rejected. */
     int api_key_inline, api_key_from_file;
     int admin_key_inline, admin_key_from_file;

@@ -996,7 +996,12 @@ static void handle_message(hvd_conn_t *c, const unsigned char *data, size_t len,
          * gets the whole error. */
         char reason[120];
         snprintf(reason, sizeof(reason), "invalid frame: %.100s", err);
-        hvd_warn("conn %" PRIu64 " (%s): invalid frame: %s", c->id, c->peer, err);
+        if (c->kind == HVD_CONN_CONSUMER)
+            hvd_warn("conn %" PRIu64 " (%s, service %s, name %s): invalid frame: %s", c->id,
+                     c->peer, c->service ? c->service : "-", c->name ? c->name : "-", err);
+        else
+            hvd_warn("conn %" PRIu64 " (%s, client_id %s): invalid frame: %s", c->id, c->peer,
+                     c->client_id ? c->client_id : "-", err);
         hv_frame_clear(&f);
         hvd_conn_close(c, strstr(err, "exceeds") ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE
                                                  : LWS_CLOSE_STATUS_INVALID_PAYLOAD, reason);
@@ -1092,7 +1097,25 @@ static int reject_upgrade(struct lws *wsi, unsigned int status, const char *why)
 {
     char peer[64] = "";
     lws_get_peer_simple(wsi, peer, sizeof(peer));
-    hvd_info("upgrade from %s rejected with HTTP %u: %s", peer, status, why);
+    /* A client retrying with a wrong key would write a line per attempt,
+     * so rejections are logged at most once a second with a count of the
+     * ones left out.  The statics are safe because lws calls this only on
+     * its one service thread (count_threads = 1). */
+    static int64_t last_log_us;
+    static uint64_t suppressed;
+    int64_t now = lws_now_usecs();
+    if (last_log_us && now - last_log_us < LWS_US_PER_SEC) {
+        suppressed++;
+    } else {
+        if (suppressed)
+            hvd_info("upgrade from %s rejected with HTTP %u: %s (%" PRIu64 " more upgrades "
+                     "rejected in the last second were not logged)", peer, status, why,
+                     suppressed);
+        else
+            hvd_info("upgrade from %s rejected with HTTP %u: %s", peer, status, why);
+        last_log_us = now;
+        suppressed = 0;
+    }
     const char *text = status == 403 ? "Forbidden" : status == 404 ? "Not Found"
                      : status == 503 ? "Service Unavailable" : "Bad Request";
     unsigned char buf[LWS_PRE + 512];

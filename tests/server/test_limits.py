@@ -200,5 +200,61 @@ class LimitsTest(unittest.TestCase):
         self.assertGreater(min(s for s, _ in rejected), sizes[len(accepted) - 1])
 
 
+class LogTest(unittest.TestCase):
+    def setUp(self):
+        self.server = hvtest.Server(api_key="right-key").start()
+
+    def tearDown(self):
+        code = self.server.stop()
+        log = self.server.read_log()
+        self.server.cleanup()
+        self.assertEqual(code, 0, log)
+
+    async def rejected_upgrade(self):
+        url = self.server.url("/producer/websocket", vsn="1.0.0", api_key="wrong-key-123")
+        with self.assertRaises(websockets.InvalidStatusCode) as raised:
+            await websockets.connect(url, close_timeout=1)
+        self.assertEqual(raised.exception.status_code, 403)
+
+    def test_rejected_upgrades_rate_limited(self):
+        attempts = 300
+
+        async def body():
+            start = time.monotonic()
+            for _ in range(attempts):
+                await self.rejected_upgrade()
+            elapsed = time.monotonic() - start
+            await asyncio.sleep(1.1)
+            await self.rejected_upgrade()
+            return elapsed
+
+        elapsed = run(body())
+        log = self.server.read_log()
+        lines = [l for l in log.splitlines() if "rejected with HTTP 403" in l]
+        self.assertGreaterEqual(len(lines), 2)
+        self.assertLessEqual(len(lines), int(elapsed) + 3)
+        for line in lines:
+            self.assertIn("upgrade from 127.0.0.1", line)
+        logged_counts = [int(l.split("(")[1].split()[0]) for l in lines if "not logged" in l]
+        self.assertEqual(len(lines) + sum(logged_counts), attempts + 1)
+        self.assertNotIn("wrong-key-123", log)
+        self.assertNotIn("right-key", log)
+
+    def test_invalid_frame_names_client(self):
+        async def body():
+            producer = await Peer.producer(self.server, client_id="broken-producer")
+            consumer = await Peer.consumer(self.server, "broken-svc", name="broken-instance")
+            for peer in (producer, consumer):
+                await peer.ws.send(b"\xc1 not msgpack")
+                code, _ = await asyncio.wait_for(peer.closed, 5)
+                self.assertEqual(code, 1007)
+
+        run(body())
+        log = self.server.read_log()
+        self.assertRegex(log, r"\(127\.0\.0\.1, client_id broken-producer\): invalid frame")
+        self.assertRegex(log, r"\(127\.0\.0\.1, service broken-svc, name broken-instance\): "
+                              r"invalid frame")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
