@@ -8,6 +8,7 @@ HIVENT_CLI, HIVENTD, HIVENT_REJECT_CONSUMER and HIVENT_WEBHOOKS_JSON.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -552,6 +553,23 @@ class ReplayTest(CliTestCase):
         self.assert_exit(result, EXIT_OK)
         self.assertIn("2 events, 2 published", result.stderr)
 
+    def test_summary_rate_needs_measurable_time(self):
+        lines = "".join(json.dumps({"name": "sample.rate", "payload": {"n": i},
+                                    "meta": {"version": 1}}) + "\n" for i in range(3))
+        result = self.run_cli(["replay", "-"], stdin=lines)
+        self.assert_exit(result, EXIT_OK)
+        match = re.search(r"3 published, 0 failed, 0 not sent in (\d+\.\d{3}) s"
+                          r"( \((\d+) events/s\))?$", result.stderr, re.M)
+        self.assertIsNotNone(match, result.stderr)
+        seconds = float(match.group(1))
+        # Below 100 ms the millisecond clock gives no usable rate.
+        if seconds < 0.1:
+            self.assertIsNone(match.group(2), result.stderr)
+        else:
+            expected = 3 / seconds
+            self.assertLessEqual(abs(int(match.group(3)) - expected), expected * 0.02 + 1,
+                                 result.stderr)
+
     def test_progress_bar_when_forced(self):
         records = [{"name": "sample.progress", "payload": {"n": i}, "meta": {"version": 1}}
                    for i in range(10)]
@@ -616,20 +634,57 @@ class ReplayTest(CliTestCase):
         self.assertIn("5 of 6 records are invalid", result.stderr)
         self.assert_nothing_delivered(consumer)
 
-    def test_failed_emits_are_listed(self):
-        long_name = "n" * 300
+    def test_long_strings_rejected_before_sending(self):
+        consumer = self.start_consumer("sample.long", "long-names", 1, "--idle-timeout", "1500")
         records = [
-            {"name": "sample.partial", "payload": {"n": 0}, "meta": {"version": 1}},
-            {"name": long_name, "payload": {"n": 1}, "meta": {"version": 1}},
-            {"name": "sample.partial", "payload": {"n": 2}, "meta": {"version": 1}},
+            {"name": "sample.long", "payload": {}, "meta": {"version": 1}},
+            {"name": "n" * 256, "payload": {}, "meta": {"version": 1}},
+            {"name": "\u00e9" * 128, "payload": {}, "meta": {"version": 1}},
+            {"name": "sample.long", "payload": {}, "meta": {"version": 1, "cid": "c" * 256}},
+            {"name": "sample.long", "payload": {}, "meta": {"version": 1, "key": "k" * 300}},
+            {"name": "n" * 255, "payload": {}, "meta": {"version": 1, "key": "k" * 255}},
         ]
-        path = self.write_records("partial.jsonl", records)
-        failed_out = self.temp_path("failed.jsonl")
-        result = self.run_cli(["replay", path, "--failed-out", failed_out])
+        path = self.write_records("long.jsonl", records)
+        result = self.run_cli(["replay", path])
+        self.assert_exit(result, EXIT_USAGE)
+        self.assertIn("record 1 (line 2): \"name\" is 256 bytes long; the maximum is 255",
+                      result.stderr)
+        self.assertIn("record 2 (line 3): \"name\" is 256 bytes long", result.stderr)
+        self.assertIn("record 3 (line 4): meta.cid is 256 bytes long", result.stderr)
+        self.assertIn("record 4 (line 5): meta.key is 300 bytes long", result.stderr)
+        self.assertNotIn("record 5", result.stderr)
+        self.assertIn("4 of 6 records are invalid", result.stderr)
+        self.assert_nothing_delivered(consumer)
+
+    def test_failed_emits_are_listed(self):
+        # With --max-pending 1, the queue of full-svc is full after one
+        # unacknowledged event, so hiventd rejects the next sample.full emit.
+        workdir = tempfile.mkdtemp(dir=self.workdir, prefix="max-pending-")
+        server = Hiventd(workdir, API_KEY, None, ["--max-pending", "1"])
+        try:
+            env = self.env(port=server.port)
+            consumer = self.start_consumer("sample.full", "full-svc", 1, env=env)
+            consumer.proc.send_signal(signal.SIGINT)
+            code, _, err = consumer.finish(10)
+            self.assertEqual(code, EXIT_OK, err)
+            filler = self.run_cli(["emit", "sample.full", "--version", "1", "--payload", "{}"],
+                                  env=env)
+            self.assert_exit(filler, EXIT_OK)
+
+            records = [
+                {"name": "sample.partial", "payload": {"n": 0}, "meta": {"version": 1}},
+                {"name": "sample.full", "payload": {"n": 1}, "meta": {"version": 1}},
+                {"name": "sample.partial", "payload": {"n": 2}, "meta": {"version": 1}},
+            ]
+            path = self.write_records("partial.jsonl", records)
+            failed_out = self.temp_path("failed.jsonl")
+            result = self.run_cli(["replay", path, "--failed-out", failed_out], env=env)
+        finally:
+            server.stop()
         self.assert_exit(result, EXIT_FAILED)
         self.assertIn("3 events, 2 published, 1 failed, 0 not sent", result.stderr)
         self.assertIn("failed events (index, name, reason)", result.stderr)
-        self.assertIn("  1  " + long_name + "  ", result.stderr)
+        self.assertIn("  1  sample.full  ", result.stderr)
         with open(failed_out, encoding="utf-8") as f:
             written = [json.loads(line) for line in f]
         self.assertEqual(written, [records[1]])
@@ -868,6 +923,27 @@ class ConfigTest(CliTestCase):
         self.assert_exit(result, EXIT_USAGE)
         self.assertIn("config:2: expected 'key = value'", result.stderr)
 
+    def test_unknown_key_names_installed_docs(self):
+        cmake = os.environ.get("HIVENT_CMAKE")
+        build_root = os.environ.get("HIVENT_BUILD_ROOT")
+        if not cmake or not build_root:
+            self.skipTest("HIVENT_CMAKE and HIVENT_BUILD_ROOT are set by ctest only")
+        prefix = tempfile.mkdtemp(dir=self.workdir, prefix="install-")
+        install = subprocess.run([cmake, "--install", build_root, "--prefix", prefix],
+                                 capture_output=True, text=True, timeout=120)
+        self.assertEqual(install.returncode, 0, install.stderr)
+        docs = os.path.join(prefix, "share", "doc", "hivent", "configuration.md")
+        self.assertTrue(os.path.isfile(docs), "cmake --install did not install " + docs)
+        self.assertTrue(os.path.isfile(os.path.join(os.path.dirname(docs), "cli.md")))
+
+        result = subprocess.run([os.path.join(prefix, "bin", "hivent"), "emit", "cfg.test",
+                                 "--version", "1", "--payload", "{}", "-X", "server.prot=1"],
+                                env=self.env(), capture_output=True, text=True,
+                                timeout=CLI_TIMEOUT)
+        self.assert_exit(result, EXIT_USAGE)
+        self.assertIn("server.prot", result.stderr)
+        self.assertIn("described in %s" % os.path.realpath(docs), result.stderr)
+
     def test_unknown_config_key(self):
         xdg = self.write_config("server.prot = 4000\n")
         result = self.emit_with(self.env(XDG_CONFIG_HOME=xdg))
@@ -1026,6 +1102,15 @@ class DlqTest(CliTestCase):
         result = self.dlq("replay", "fees", "--partition", "5")
         self.assert_exit(result, EXIT_REJECTED)
         self.assertIn("HTTP 400", result.stderr)
+
+    def test_limit_range_matches_server(self):
+        result = self.dlq("list", "billing", "--limit", "10001")
+        self.assert_exit(result, EXIT_USAGE)
+        self.assertIn("invalid --limit '10001': expected an integer from 1 to 10000",
+                      result.stderr)
+        self.assertIn("1 to 10000", self.run_cli(["dlq", "--help"]).stdout)
+        self.make_dead_letters("limit.failed", "limits", 1, 1)
+        self.assertEqual(len(self.list_entries("limits", "--limit", "10000")), 1)
 
     def test_usage_errors(self):
         for args in (["list"], ["drop", "s"], ["replay", "s", "--limit", "3"],

@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +33,41 @@ static const char *const cli_defaults[][2] = {
     {"flush_timeout", "0"},
 };
 
+/* Prints where configuration.md is installed, found relative to the
+ * executable (BINDIR/../DOCDIR), as `cmake --install` lays it out. */
+static void print_key_docs_hint(void)
+{
+    char exe[PATH_MAX];
+    char doc[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(doc, sizeof doc, "%s/../%s/configuration.md", exe, HIVENT_CLI_DOCDIR);
+        char *resolved = realpath(doc, NULL);
+        if (resolved) {
+            cli_error("the configuration keys are described in %s", resolved);
+            free(resolved);
+            return;
+        }
+    }
+    cli_error("the configuration keys are described in docs/configuration.md of the "
+              "source tree, which 'cmake --install' copies to %s/configuration.md",
+              HIVENT_CLI_DOCDIR);
+}
+
 static int set_key(hivent_conf_t *conf, const char *key, const char *value, const char *source)
 {
     char errstr[512];
-    if (hivent_conf_set(conf, key, value, errstr, sizeof errstr) == HIVENT_OK)
+    hivent_err_t err = hivent_conf_set(conf, key, value, errstr, sizeof errstr);
+    if (err == HIVENT_OK)
         return 0;
     cli_error("%s: %s", source, errstr);
+    if (err == HIVENT_ERR_UNKNOWN_KEY)
+        print_key_docs_hint();
     return -1;
 }
 

@@ -1,12 +1,14 @@
 /* hivent dlq: list, replay or purge dead letters through the admin interface. */
 #include <getopt.h>
 #include <jansson.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "http.h"
+
+/* Largest limit hiventd accepts on GET /admin/dlq (docs/server.md). */
+#define DLQ_MAX_LIMIT 10000
 
 static const char dlq_help[] =
     "Usage: hivent dlq list|replay|purge SERVICE [OPTIONS]\n"
@@ -20,8 +22,9 @@ static const char dlq_help[] =
     "\n"
     "Options:\n"
     "  -P, --partition P  only partition P (default: every partition)\n"
-    "  -l, --limit N      list: print at most N dead letters (default: the\n"
-    "                     server's limit)\n"
+    "  -l, --limit N      list: print at most N dead letters, 1 to 10000\n"
+    "                     (hiventd's maximum; default: hiventd's default,\n"
+    "                     100)\n"
     "  -f, --format FORMAT\n"
     "                     list: json (one {queue, id, event, reason} object\n"
     "                     per line, which 'hivent replay' accepts), events\n"
@@ -118,7 +121,7 @@ static int parse_args(int argc, char **argv, struct cli_options *opts, struct dl
                 return CLI_EXIT_USAGE;
             break;
         case 'l':
-            if (cli_parse_long("--limit", optarg, 1, INT_MAX, &args->limit) != 0)
+            if (cli_parse_long("--limit", optarg, 1, DLQ_MAX_LIMIT, &args->limit) != 0)
                 return CLI_EXIT_USAGE;
             break;
         case 'f':

@@ -131,6 +131,18 @@ static const char *json_type_name(const json_t *value)
     }
 }
 
+/* Returns 0 when @value fits libhivent's limit on names, cid and key
+ * (CLI_TEXT_MAX bytes), or -1 with a message naming @what. */
+static int check_length(const char *what, json_t *value, char *err, size_t err_size)
+{
+    size_t length = json_string_length(value);
+    if (length <= CLI_TEXT_MAX)
+        return 0;
+    format_err(err, err_size, "%s is %zu bytes long; the maximum is %d bytes", what, length,
+               CLI_TEXT_MAX);
+    return -1;
+}
+
 /* Copies optional string field @field of @meta into @out.  Returns 0, or
  * -1 with a message when it is present but neither a string nor null. */
 static int optional_string(json_t *meta, const char *field, char **out, char *err,
@@ -144,6 +156,10 @@ static int optional_string(json_t *meta, const char *field, char **out, char *er
                    json_type_name(value));
         return -1;
     }
+    char what[32];
+    snprintf(what, sizeof what, "meta.%s", field);
+    if (check_length(what, value, err, err_size) != 0)
+        return -1;
     *out = strdup(json_string_value(value));
     if (!*out) {
         format_err(err, err_size, "out of memory");
@@ -187,6 +203,8 @@ static int convert_record(json_t *root, struct cli_record *rec, char *err, size_
         format_err(err, err_size, "missing \"name\": expected a non-empty string");
         return -1;
     }
+    if (check_length("\"name\"", name, err, err_size) != 0)
+        return -1;
     json_t *payload = json_object_get(event, "payload");
     if (!payload) {
         format_err(err, err_size, "missing \"payload\": expected an object");

@@ -7,6 +7,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Maximum length in bytes of an event name, meta.cid and meta.key, which
+ * libhivent and hiventd reject above it (docs/protocol.md). */
+#define CLI_TEXT_MAX 255
+
 /* One input record, converted for hivent_emit_async(). */
 struct cli_record {
     size_t index;      /* position in the input, from 0 */

@@ -14,6 +14,9 @@
 #define DEFAULT_WINDOW 1000
 #define MAX_WINDOW 1000000
 #define MAX_LISTED 100
+/* Shortest run whose rate the summary prints: the clock counts milliseconds,
+ * so below 100 ms the rate could be off by more than 1%. */
+#define MIN_RATE_SECONDS 0.1
 
 static const char replay_help[] =
     "Usage: hivent replay [OPTIONS] FILE\n"
@@ -292,10 +295,13 @@ static void print_summary(const struct replay *r, double seconds)
     size_t failed = r->failure_count;
     size_t not_sent = r->total - r->submitted;
 
+    char rate[48] = "";
+
+    if (seconds >= MIN_RATE_SECONDS)
+        snprintf(rate, sizeof rate, " (%.0f events/s)", (double)r->published / seconds);
     cli_error("replayed %s: %zu events, %zu published, %zu failed, %zu not sent "
-              "in %.2f s (%.0f events/s)",
-              r->args->path, r->total, r->published, failed, not_sent, seconds,
-              seconds > 0 ? (double)r->published / seconds : 0.0);
+              "in %.3f s%s",
+              r->args->path, r->total, r->published, failed, not_sent, seconds, rate);
     if (failed == 0)
         return;
     cli_error("failed events (index, name, reason):");
