@@ -42,6 +42,8 @@ typedef struct hv_timers {
     int generation;
     char tls_detail[160];       /* why the last certificate check failed */
     unsigned char *batch;       /* LWS_PRE + WRITE_BATCH_BYTES, see write_batch() */
+    int64_t push_reject_logged_ms; /* last warning of log_push_rejection() */
+    int push_rejects_quiet;        /* rejections logged at debug since then */
 } hv_timers_t;
 
 static void connect_now(hv_handle_t *h);
@@ -658,12 +660,45 @@ static void on_emit_reply(hv_handle_t *h, hv_req_t *r, int ok, const unsigned ch
 /* Consumer side: event:received {event, queue}. */
 void hv_consumer_on_event(hv_handle_t *h, const hv_frame_t *f);
 
+/* Logs an error reply to an ack or quarantine.  After a rebalance the
+ * previous owner's acks of moved events are rejected in bursts, so one
+ * warning a second carries the count of the others, which go to debug. */
+static void log_push_rejection(hv_handle_t *h, const hv_frame_t *f)
+{
+    const unsigned char *resp;
+    size_t size;
+    if (reply_status(f, &resp, &size))
+        return;
+    char why[512];
+    describe_response(resp, size, why, sizeof why);
+    hv_timers_t *t = timers_of(h);
+    int64_t now = hv_now_ms();
+    if (now - t->push_reject_logged_ms < 1000) {
+        t->push_rejects_quiet++;
+        hv_log(h, LOG_DEBUG, "consumer", "server rejected an ack or quarantine on %s: %s",
+               f->topic, why);
+        return;
+    }
+    if (t->push_rejects_quiet > 0)
+        hv_log(h, LOG_WARNING, "consumer", "server rejected an ack or quarantine on %s: %s "
+               "(and %d more since the last such warning)", f->topic, why,
+               t->push_rejects_quiet);
+    else
+        hv_log(h, LOG_WARNING, "consumer", "server rejected an ack or quarantine on %s: %s",
+               f->topic, why);
+    t->push_reject_logged_ms = now;
+    t->push_rejects_quiet = 0;
+}
+
 static void on_reply(hv_handle_t *h, const hv_frame_t *f)
 {
     /* Acks and quarantines go out with a nil ref, and the server's replies
-     * to them carry it back; nothing waits for those replies. */
-    if (f->ref.kind != HV_REF_INT)
+     * to them carry it back; nothing waits for those replies, but a
+     * rejected one is logged. */
+    if (f->ref.kind != HV_REF_INT) {
+        log_push_rejection(h, f);
         return;
+    }
     pthread_mutex_lock(&h->lock);
     hv_req_t *r = hv_req_take_ref(&h->inflight, f->ref.num);
     pthread_mutex_unlock(&h->lock);

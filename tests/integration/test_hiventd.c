@@ -205,6 +205,90 @@ static void payload_depth_limit_shared(void)
     hivent_consumer_destroy(cons);
 }
 
+static pthread_mutex_t logs_lock = PTHREAD_MUTEX_INITIALIZER;
+static char consumer_logs[16384];
+
+static void keep_log(void *handle, int level, const char *facility, const char *message,
+                     void *opaque)
+{
+    pthread_mutex_lock(&logs_lock);
+    size_t used = strlen(consumer_logs);
+    snprintf(consumer_logs + used, sizeof consumer_logs - used, "%d %s %s\n", level, facility,
+             message);
+    pthread_mutex_unlock(&logs_lock);
+}
+
+/* Returns hiventd's hivent_events_delivered_total of @service, or -1. */
+static long delivered_count(const char *service)
+{
+    char *text = http_get(server.port, "GET", "/metrics", NULL);
+    char needle[128];
+    snprintf(needle, sizeof needle, "hivent_events_delivered_total{service=\"%s\"} ", service);
+    const char *at = text ? strstr(text, needle) : NULL;
+    long n = at ? atol(at + strlen(needle)) : -1;
+    free(text);
+    return n;
+}
+
+/* After a partition moves, hiventd sends its events again to the new
+ * owner.  The old owner's late acks of those events are rejected and
+ * logged, and the new owner completes them. */
+static void late_ack_after_move_logged(void)
+{
+    reset_consumed();
+    consumer_logs[0] = 0;
+    hivent_conf_t *conf = test_conf(server.port);
+    conf_put(conf, "consumer.name", "first");
+    hivent_conf_set_process_cb(conf, process);
+    hivent_conf_set_opaque(conf, &got);
+    hivent_conf_set_log_cb(conf, keep_log);
+    char err[512] = "";
+    hivent_consumer_t *a = hivent_consumer_new(conf, "move:event", "movers", 2, err, sizeof err);
+    CHECK_REQUIRE(a != NULL);
+    CHECK_REQUIRE(wait_consumer_connected(a));
+    hivent_client_t *c = new_client(NULL);
+    CHECK_REQUIRE(c != NULL);
+    char key[16];
+    for (int i = 0; i < 20; i++) {
+        unsigned char payload[64];
+        size_t len = pack_index_payload(payload, sizeof payload, i, 3);
+        snprintf(key, sizeof key, "k%d", i);
+        CHECK_INT(hivent_emit(c, "move:event", payload, len, 1, NULL, key, 5000, NULL, err,
+                              sizeof err), HIVENT_OK);
+    }
+    /* The first consumer has all 20 unprocessed; the second takes one
+     * partition, and hiventd sends that partition's events to it. */
+    usleep(300 * 1000);
+    hivent_consumer_t *b = new_consumer("move:event", "movers", 2);
+    CHECK_REQUIRE(b != NULL);
+    int64_t end = now_ms() + 10000;
+    while (delivered_count("movers") <= 20 && now_ms() < end)
+        usleep(20 * 1000);
+    CHECK(delivered_count("movers") > 20);
+    /* The first consumer now processes and acknowledges all 20. */
+    end = now_ms() + 5000;
+    while (got.count < 20 && now_ms() < end)
+        hivent_consumer_poll(a, 50);
+    CHECK_INT(got.count, 20);
+    end = now_ms() + 3000;
+    while (!strstr(consumer_logs, "rejected an ack") && now_ms() < end)
+        hivent_consumer_poll(a, 50);
+    pthread_mutex_lock(&logs_lock);
+    CHECK_CONTAINS(consumer_logs, "server rejected an ack or quarantine on event:move:event");
+    CHECK_CONTAINS(consumer_logs, "was not delivered to this consumer");
+    pthread_mutex_unlock(&logs_lock);
+    /* The second consumer processes the moved events again. */
+    end = now_ms() + 5000;
+    while (got.count < 21 && now_ms() < end)
+        hivent_consumer_poll(b, 50);
+    CHECK(got.count > 20);
+    hivent_client_destroy(c);
+    CHECK_INT(hivent_consumer_close(a, 3000), HIVENT_OK);
+    CHECK_INT(hivent_consumer_close(b, 3000), HIVENT_OK);
+    hivent_consumer_destroy(a);
+    hivent_consumer_destroy(b);
+}
+
 static void quarantine_reaches_dead_letter_queue(void)
 {
     reset_consumed();
@@ -374,6 +458,8 @@ int main(int argc, char **argv)
         RUN_TEST(emit_consume_ack_roundtrip);
     if (!only || strcmp(only, "payload_depth_limit_shared") == 0)
         RUN_TEST(payload_depth_limit_shared);
+    if (!only || strcmp(only, "late_ack_after_move_logged") == 0)
+        RUN_TEST(late_ack_after_move_logged);
     if (!only || strcmp(only, "quarantine_reaches_dead_letter_queue") == 0)
         RUN_TEST(quarantine_reaches_dead_letter_queue);
     if (!only || strcmp(only, "published_event_keeps_client_uuid") == 0)
