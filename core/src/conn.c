@@ -243,10 +243,15 @@ static void on_disconnect(hv_handle_t *h, hivent_err_t err, const char *why)
         hv_log(h, LOG_ERR, "conn", "%s", msg);
         pthread_mutex_lock(&h->lock);
         h->state = HIVENT_STATE_FAILED;
-        hv_fail_all_locked(h, HIVENT_ERR_FAILED, msg);
         pthread_mutex_unlock(&h->lock);
+        /* The state notice, which carries the cause in @err, comes before
+         * the failed deliveries, so an application knows the cause when
+         * it handles them. */
         hv_post_state(h, HIVENT_STATE_FAILED, attempt, 0, err, msg);
         hv_post_error(h, HIVENT_ERR_FAILED, msg);
+        pthread_mutex_lock(&h->lock);
+        hv_fail_all_locked(h, HIVENT_ERR_FAILED, msg);
+        pthread_mutex_unlock(&h->lock);
         return;
     }
     uint32_t rnd = 0;

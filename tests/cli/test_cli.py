@@ -1207,6 +1207,18 @@ class TlsTest(CliTestCase):
         self.assert_exit(purged, EXIT_OK)
         self.assertEqual(json.loads(purged.stdout), {"purged": 0})
 
+    def test_unknown_ca_names_tls_cause(self):
+        env = self.env()
+        env.pop("HIVENT_TLS_CA_FILE")
+        env["HIVENT_MAX_RECONNECT_TRIES"] = "1"
+        env["HIVENT_RECONNECT_BACKOFF_TIME"] = "50"
+        result = self.run_cli(["emit", "tls:probe", "--version", "1", "--payload", "{}"],
+                              env=env)
+        self.assert_exit(result, EXIT_CONNECTION)
+        self.assertIn("HIVENT_ERR_TLS", result.stderr)
+        self.assertIn("tls.ca_file", result.stderr)
+        self.assertNotIn("check that hiventd is running", result.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

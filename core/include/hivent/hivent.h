@@ -250,7 +250,10 @@ typedef void hivent_delivery_cb(hivent_client_t *client, hivent_err_t err,
 /**
  * Connection state callback.  @p attempt counts consecutive failed attempts
  * (0 once connected); @p next_attempt_ms is the delay before the next
- * attempt in the backoff state, else 0.
+ * attempt in the backoff state, else 0.  On entering the failed state,
+ * @p reason is the cause of the last attempt's failure (for example
+ * HIVENT_ERR_TLS), and this notice and the error notice come before the
+ * delivery reports of the emits that fail with HIVENT_ERR_FAILED.
  */
 typedef void hivent_state_cb(void *handle, hivent_state_t state, int attempt,
                              int next_attempt_ms, hivent_err_t reason,
