@@ -77,11 +77,41 @@ hvd_service_t *hvd_service_add(hvd_server_t *srv, const char *name, int partitio
     return s;
 }
 
-int hvd_service_subscribe(hvd_service_t *svc, const char *topic)
+int hvd_service_remove(hvd_server_t *srv, hvd_service_t *svc)
+{
+    if (svc->topic_count > 0 || svc->members || svc->pending_joins > 0)
+        return -1;
+    for (int p = 0; p < svc->partition_count; p++)
+        if (svc->partitions[p].count > 0 || svc->partitions[p].reserved > 0)
+            return -1;
+    for (hvd_service_t **pp = &srv->services; *pp; pp = &(*pp)->next) {
+        if (*pp == svc) {
+            *pp = svc->next;
+            srv->service_count--;
+            break;
+        }
+    }
+    for (int p = 0; p < svc->partition_count; p++)
+        free(svc->partitions[p].index);
+    free(svc->partitions);
+    free(svc->topics);
+    free(svc->name);
+    free(svc);
+    return 0;
+}
+
+int hvd_service_has_topic(const hvd_service_t *svc, const char *topic)
 {
     for (int i = 0; i < svc->topic_count; i++)
         if (strcmp(svc->topics[i], topic) == 0)
-            return 0;
+            return 1;
+    return 0;
+}
+
+int hvd_service_subscribe(hvd_service_t *svc, const char *topic)
+{
+    if (hvd_service_has_topic(svc, topic))
+        return 0;
     char **topics = realloc(svc->topics, (size_t)(svc->topic_count + 1) * sizeof(*topics));
     if (!topics)
         return -1;
@@ -508,14 +538,15 @@ void hvd_consumer_leave(hvd_consumer_t *cons)
         rebalance(svc);
 }
 
-/* Picks the joined channel to push an event named @name on: event:NAME,
- * else event:*, else the first event channel. */
+/* Picks the confirmed channel to push an event named @name on: event:NAME,
+ * else event:*, else the first event channel.  Channels whose join is
+ * pending are skipped. */
 static const hvd_channel_t *push_channel(const hvd_conn_t *conn, const char *name)
 {
     const hvd_channel_t *wildcard = NULL, *first = NULL;
     for (int i = 0; i < conn->channel_count; i++) {
         const char *t = conn->channels[i].topic;
-        if (strncmp(t, "event:", 6) != 0)
+        if (strncmp(t, "event:", 6) != 0 || conn->channels[i].pending)
             continue;
         if (strcmp(t + 6, name) == 0)
             return &conn->channels[i];

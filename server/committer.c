@@ -56,6 +56,7 @@ void hvd_job_free(hvd_job_t *job)
         free(job->body);
     free(job->targets);
     free(job->reason);
+    free(job->error);
     hv_buf_free(&job->existing);
     free(job);
 }
@@ -132,8 +133,15 @@ static void commit_batch(hvd_committer_t *c, hvd_job_t *batch, int count)
             j->failed = !(st->ops->begin(st) == 0 && apply_job(st, j) == 0 &&
                           st->ops->commit(st) == 0);
             if (j->failed) {
-                hvd_err("store: request for event %s failed: %s",
-                        j->uuid[0] ? j->uuid : "-", st->ops->errmsg(st));
+                const char *message = st->ops->errmsg(st);
+                if (j->kind == HVD_JOB_SERVICE)
+                    hvd_err("store: saving service %s with topic %s failed: %s", j->service,
+                            j->reason, message);
+                else
+                    hvd_err("store: request for event %s failed: %s",
+                            j->uuid[0] ? j->uuid : "-", message);
+                free(j->error);
+                j->error = strdup(message);
                 st->ops->rollback(st);
             }
         }

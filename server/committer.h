@@ -54,8 +54,15 @@ typedef struct hvd_job {
     int64_t seq;                /* COMPLETE, DEAD_LETTER (-1: no queue entry) */
     char *reason;               /* DEAD_LETTER; SERVICE: the topic */
 
+    /* SERVICE for a consumer join: the join parameters, sent back in the
+     * join reply once the service and topic are committed. */
+    int join_ack;
+    int join_prefetch;
+    int64_t join_version;
+
     /* Results, set by the store thread. */
     int failed;
+    char *error;                /* the store's error message when failed, or NULL */
     int duplicate;              /* EMIT: uuid already stored */
     hv_buf_t existing;          /* EMIT duplicate: the stored body */
 

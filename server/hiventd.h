@@ -81,6 +81,7 @@ struct hvd_service {
     hvd_partition_t *partitions;
     hvd_consumer_t *members;    /* live consumers, in join order */
     int member_count;
+    int pending_joins;          /* joins waiting for the store to save a topic */
     hvd_service_stats_t stats;
 };
 
@@ -106,6 +107,9 @@ typedef struct hvd_channel {
     /* ingress:all joined with {"reply": "compact"}: an event stored as
      * received is answered with {"uuid": UUID} instead of the whole event. */
     int compact_reply;
+    /* An event topic join that waits for the store to commit its service
+     * and subscription; it has no reply yet and receives no pushes. */
+    int pending;
 } hvd_channel_t;
 
 /* One encoded frame waiting to be written, with LWS_PRE bytes of headroom. */
@@ -200,8 +204,14 @@ void hvd_ws_sweep(lws_sorted_usec_list_t *sul);
 /* broker.c: services, partition queues, assignment and delivery. */
 hvd_service_t *hvd_service_find(hvd_server_t *srv, const char *name);
 hvd_service_t *hvd_service_add(hvd_server_t *srv, const char *name, int partition_count);
+/* Removes @svc from @srv and frees it.  Returns 0, or -1 when @svc has
+ * topics, members, pending joins or queue entries, because other objects
+ * then point to it. */
+int hvd_service_remove(hvd_server_t *srv, hvd_service_t *svc);
 /* Adds @topic to the service's subscriptions; returns 1 when new. */
 int hvd_service_subscribe(hvd_service_t *svc, const char *topic);
+/* Returns 1 when @svc subscribes to @topic. */
+int hvd_service_has_topic(const hvd_service_t *svc, const char *topic);
 int hvd_service_matches(const hvd_service_t *svc, const char *event_name);
 hvd_body_t *hvd_body_new(const void *data, size_t size, int64_t version, const char *name);
 /* Parses a packed event for its version and name; NULL when invalid. */

@@ -423,6 +423,74 @@ static int read_join_params(hvd_server_t *srv, const hv_frame_t *f, int64_t *cou
     return 0;
 }
 
+/* Sends the ok reply of a consumer join of @topic, whose response confirms
+ * the join parameters, and makes the connection a member of @svc on its
+ * first event topic. */
+static void confirm_event_join(hvd_conn_t *c, hvd_service_t *svc, const char *topic,
+                               const hv_ref_t *ref, int ack, int64_t prefetch, int64_t version)
+{
+    /* The reply confirms the extensions, so a client knows it may send
+     * event:ack; a plain Hivent 3.0 server replies with an empty map. */
+    hv_buf_t resp = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &resp, hv_buf_msgpack_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "ack", 3);
+    if (ack)
+        msgpack_pack_true(&pk);
+    else
+        msgpack_pack_false(&pk);
+    msgpack_pack_str_with_body(&pk, "prefetch", 8);
+    msgpack_pack_int64(&pk, prefetch);
+    msgpack_pack_str_with_body(&pk, "version", 7);
+    msgpack_pack_int64(&pk, version);
+    hvd_conn_reply_ok(c, topic, ref, ref, resp.data, resp.len);
+    hv_buf_free(&resp);
+    hvd_info("join: conn %" PRIu64 " (%s, service %s, name %s) joined %s: partition_count %d"
+             ", ack %s, prefetch %" PRId64 ", version %" PRId64, c->id, c->peer, c->service,
+             c->name ? c->name : "-", topic, svc->partition_count, ack ? "on" : "off",
+             prefetch, version);
+    if (!c->consumer) {
+        c->consumer = hvd_consumer_join(svc, c, ack, (int)prefetch, version);
+        if (!c->consumer)
+            hvd_conn_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    }
+}
+
+/* Removes @svc when a failed join created it and nothing else uses it. */
+static void drop_unsaved_service(hvd_server_t *srv, hvd_service_t *svc)
+{
+    if (svc->topic_count == 0 && hvd_service_remove(srv, svc) == 0)
+        hvd_debug("join: service removed from memory because its first topic was not saved");
+}
+
+/* Submits a job that saves @svc with topic @name.  The reply to the join
+ * of channel @ch waits until hvd_ws_drain_done() gets the job back and
+ * calls finish_event_join().  Returns 0, or -1 when out of memory. */
+static int save_event_join(hvd_conn_t *c, hvd_service_t *svc, const char *name,
+                           const hvd_channel_t *ch, int ack, int64_t prefetch, int64_t version)
+{
+    hvd_job_t *job = hvd_job_new(HVD_JOB_SERVICE);
+    if (!job || !(job->topic = strdup(ch->topic)) || !(job->reason = strdup(name)) ||
+        hv_ref_copy(&job->ref, &ch->join_ref) < 0 ||
+        hv_ref_copy(&job->join_ref, &ch->join_ref) < 0) {
+        hvd_job_free(job);
+        return -1;
+    }
+    job->conn_id = c->id;
+    job->service = svc->name;
+    job->partition = svc->partition_count;
+    job->user = svc;
+    job->join_ack = ack;
+    job->join_prefetch = (int)prefetch;
+    job->join_version = version;
+    svc->pending_joins++;
+    hvd_debug("join: conn %" PRIu64 " waits for the store to save service %s with topic %s",
+              c->id, svc->name, name);
+    hvd_committer_submit(c->server->committer, job);
+    return 0;
+}
+
 static void join_event_topic(hvd_conn_t *c, const hv_frame_t *f)
 {
     hvd_server_t *srv = c->server;
@@ -450,53 +518,82 @@ static void join_event_topic(hvd_conn_t *c, const hv_frame_t *f)
         hvd_conn_reply_error(c, f->topic, &f->ref, &f->ref, err);
         return;
     }
+    /* A new service has no topics, so it matches no event until its first
+     * subscription is committed. */
     if (!svc && !(svc = hvd_service_add(srv, c->service, (int)count))) {
         hvd_conn_reply_error(c, f->topic, &f->ref, &f->ref, "out of memory");
         return;
     }
-    int added = hvd_service_subscribe(svc, name);
-    if (added < 0 || add_channel(c, f->topic, &f->ref) < 0) {
+    if (add_channel(c, f->topic, &f->ref) < 0) {
         hvd_conn_reply_error(c, f->topic, &f->ref, &f->ref, "out of memory");
+        drop_unsaved_service(srv, svc);
         return;
     }
-    if (added) {
-        hvd_job_t *job = hvd_job_new(HVD_JOB_SERVICE);
-        if (job && (job->reason = strdup(name))) {
-            job->service = svc->name;
-            job->partition = svc->partition_count;
-            hvd_committer_submit(srv->committer, job);
-        } else {
-            hvd_job_free(job);
-            hvd_err("out of memory saving subscription %s of service %s", name, svc->name);
+    if (hvd_service_has_topic(svc, name)) {
+        /* Service and topic are stored already: no store round trip. */
+        confirm_event_join(c, svc, f->topic, &f->ref, ack, prefetch, version);
+        return;
+    }
+    hvd_channel_t *ch = &c->channels[c->channel_count - 1];
+    ch->pending = 1;
+    if (save_event_join(c, svc, name, ch, ack, prefetch, version) < 0) {
+        remove_channel(c, ch);
+        hvd_conn_reply_error(c, f->topic, &f->ref, &f->ref, "out of memory");
+        drop_unsaved_service(srv, svc);
+    }
+}
+
+static int ref_equal(const hv_ref_t *a, const hv_ref_t *b)
+{
+    if (a->kind != b->kind)
+        return 0;
+    if (a->kind == HV_REF_INT)
+        return a->num == b->num;
+    if (a->kind == HV_REF_STR)
+        return strcmp(a->str, b->str) == 0;
+    return 1;
+}
+
+/* Completes a join submitted by save_event_join() once its job is back
+ * from the store.  A committed topic joins the service's subscriptions
+ * even when the connection is gone, so memory matches the store.  A failed
+ * save removes the pending channel (and the service when the join created
+ * it) and rejects the join. */
+static void finish_event_join(hvd_server_t *srv, hvd_job_t *job, hvd_conn_t *c)
+{
+    hvd_service_t *svc = job->user;
+    const char *name = job->reason;
+    svc->pending_joins--;
+    /* The channel of this join, unless the client left it meanwhile (and
+     * perhaps joined it again with another ref). */
+    hvd_channel_t *ch = c ? find_channel(c, job->topic) : NULL;
+    if (ch && (!ch->pending || !ref_equal(&ch->join_ref, &job->ref)))
+        ch = NULL;
+    int added = 0;
+    const char *failure = NULL;
+    if (job->failed)
+        failure = job->error ? job->error : "store error";
+    else if ((added = hvd_service_subscribe(svc, name)) < 0)
+        failure = "out of memory";
+    if (failure) {
+        char err[512];
+        snprintf(err, sizeof(err), "saving service %s with topic %s failed: %s; retry the join",
+                 svc->name, name, failure);
+        hvd_warn("join: conn %" PRIu64 " rejected: %s", job->conn_id, err);
+        if (ch) {
+            remove_channel(c, ch);
+            hvd_conn_reply_error(c, job->topic, &job->ref, &job->ref, err);
         }
+        drop_unsaved_service(srv, svc);
+        return;
+    }
+    if (added)
         hvd_info("subscribe: service %s now receives %s events", svc->name,
                  strcmp(name, "*") == 0 ? "all" : name);
-    }
-    /* The reply confirms the extensions, so a client knows it may send
-     * event:ack; a plain Hivent 3.0 server replies with an empty map. */
-    hv_buf_t resp = {0};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &resp, hv_buf_msgpack_write);
-    msgpack_pack_map(&pk, 3);
-    msgpack_pack_str_with_body(&pk, "ack", 3);
-    if (ack)
-        msgpack_pack_true(&pk);
-    else
-        msgpack_pack_false(&pk);
-    msgpack_pack_str_with_body(&pk, "prefetch", 8);
-    msgpack_pack_int64(&pk, prefetch);
-    msgpack_pack_str_with_body(&pk, "version", 7);
-    msgpack_pack_int64(&pk, version);
-    hvd_conn_reply_ok(c, f->topic, &f->ref, &f->ref, resp.data, resp.len);
-    hv_buf_free(&resp);
-    hvd_info("join: conn %" PRIu64 " (%s, service %s, name %s) joined %s: partition_count %"
-             PRId64 ", ack %s, prefetch %" PRId64 ", version %" PRId64, c->id, c->peer,
-             c->service, c->name ? c->name : "-", f->topic, count, ack ? "on" : "off",
-             prefetch, version);
-    if (!c->consumer) {
-        c->consumer = hvd_consumer_join(svc, c, ack, (int)prefetch, version);
-        if (!c->consumer)
-            hvd_conn_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    if (ch) {
+        ch->pending = 0;
+        confirm_event_join(c, svc, job->topic, &job->ref, job->join_ack, job->join_prefetch,
+                           job->join_version);
     }
 }
 
@@ -516,6 +613,12 @@ static int wants_compact_reply(const hv_frame_t *f)
 static void handle_join(hvd_conn_t *c, const hv_frame_t *f)
 {
     hvd_channel_t *ch = find_channel(c, f->topic);
+    if (ch && ch->pending) {
+        hvd_conn_reply_error(c, f->topic, &f->ref, &f->ref,
+                             "the previous join of this topic is waiting for the store; "
+                             "wait for its reply");
+        return;
+    }
     if (ch) {
         /* A repeated join keeps the membership and takes the new join_ref
          * and reply form. */
@@ -776,8 +879,11 @@ void hvd_ws_drain_done(hvd_server_t *srv)
             else if (c)
                 hvd_conn_reply_ok(c, job->topic, &job->ref, &job->join_ref, NULL, 0);
             break;
-        case HVD_JOB_COMPLETE:
         case HVD_JOB_SERVICE:
+            if (job->user)
+                finish_event_join(srv, job, c);
+            break;
+        case HVD_JOB_COMPLETE:
             break;
         }
         hvd_job_free(job);
@@ -967,6 +1073,10 @@ static void dispatch(hvd_conn_t *c, const hv_frame_t *f)
     }
     if (strcmp(f->event, "phx_leave") == 0)
         handle_leave(c, f, ch);
+    else if (ch->pending)
+        hvd_conn_reply_error(c, f->topic, &f->ref, &ch->join_ref,
+                             "the join of this topic is waiting for the store; wait for its "
+                             "reply");
     else if (strcmp(f->topic, "ingress:all") == 0 && strcmp(f->event, "event:emit") == 0)
         handle_emit(c, f, ch);
     else if (strncmp(f->topic, "event:", 6) == 0 && strcmp(f->event, "event:ack") == 0)
