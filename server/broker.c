@@ -714,6 +714,10 @@ static int load_service_cb(void *ctx, const char *name, int partition_count, con
         if (!svc)
             return -1;
     }
+    if (strcmp(topic, "*") != 0 && strchr(topic, '*'))
+        hvd_warn("store: service %s subscribes to topic %s, which matches only an event of "
+                 "that exact name, and hiventd now rejects emits of names with \"*\"", name,
+                 topic);
     return hvd_service_subscribe(svc, topic) < 0 ? -1 : 0;
 }
 

@@ -505,6 +505,14 @@ static void join_event_topic(hvd_conn_t *c, const hv_frame_t *f)
         hvd_conn_reply_error(c, f->topic, &f->ref, &f->ref, err);
         return;
     }
+    if (strcmp(name, "*") != 0 && strchr(name, '*')) {
+        char reason[512];
+        snprintf(reason, sizeof(reason), "topic %s is invalid: only \"*\" alone matches every "
+                 "event, and no event name may contain \"*\"; join event:* or the exact event "
+                 "names", f->topic);
+        hvd_conn_reply_error(c, f->topic, &f->ref, &f->ref, reason);
+        return;
+    }
     int64_t count, prefetch, version;
     int ack;
     if (read_join_params(srv, f, &count, &ack, &prefetch, &version, err, sizeof(err)) < 0) {
@@ -742,6 +750,13 @@ static void handle_emit(hvd_conn_t *c, const hv_frame_t *f, const hvd_channel_t 
         srv->emits_rejected++;
         hvd_conn_reply_error(c, f->topic, &f->ref, &ch->join_ref, err);
         return;
+    }
+    /* No event name may look like a pattern: the consumer topic "*"
+     * matches every event, and any other topic matches one name exactly. */
+    if (strchr(ev->name, '*')) {
+        snprintf(err, sizeof(err), "event name %s is invalid: only \"*\" alone matches every "
+                 "event, so no event name may contain \"*\"", ev->name);
+        goto reject;
     }
     /* An event that arrives complete (libhivent fills meta.uuid, meta.cid,
      * meta.created_at and meta.producer) is stored as received; others are

@@ -387,13 +387,13 @@ static void restart_with_api_key(const char *api_key)
 static void reconnect_after_hiventd_restart(void)
 {
     reset_consumed();
-    hivent_consumer_t *cons = new_consumer("restart:*", "restart-svc", 2);
+    hivent_consumer_t *cons = new_consumer("restarted", "restart-svc", 2);
     CHECK_REQUIRE(cons != NULL);
     CHECK_REQUIRE(wait_consumer_connected(cons));
     hivent_client_t *c = new_client(NULL);
     CHECK_REQUIRE(c != NULL);
     char err[512] = "";
-    CHECK_INT(hivent_emit(c, "restart:*", NULL, 0, 1, NULL, "k", 5000, NULL, err, sizeof err),
+    CHECK_INT(hivent_emit(c, "restarted", NULL, 0, 1, NULL, "k", 5000, NULL, err, sizeof err),
               HIVENT_OK);
     CHECK_INT(consume_until(cons, 1, 5000), 1);
 
@@ -403,7 +403,7 @@ static void reconnect_after_hiventd_restart(void)
     for (uintptr_t i = 1; i <= 20; i++) {
         unsigned char payload[64];
         size_t len = pack_index_payload(payload, sizeof payload, (int)i, 2);
-        CHECK_INT(hivent_emit_async(c, "restart:*", payload, len, 1, NULL, "k", (void *)i, err,
+        CHECK_INT(hivent_emit_async(c, "restarted", payload, len, 1, NULL, "k", (void *)i, err,
                                     sizeof err), HIVENT_OK);
     }
     CHECK(POLL_UNTIL(c, rec_find_state(&rec, HIVENT_STATE_BACKOFF, 0) >= 0, 3000));

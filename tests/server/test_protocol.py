@@ -84,6 +84,62 @@ class ProtocolTest(unittest.TestCase):
                 self.assertIn(word, reply["response"]["reason"])
         self.assertEqual(ok["name"], "still:works")
 
+    def test_wildcard_inside_topic_rejected(self):
+        topics = ["github:*", "*github", "git*hub", "**", "* ", "order:*:created"]
+
+        async def body():
+            c = await Peer.connect(self.server, "/consumer/websocket", service="hooks",
+                                   name="hooks-1")
+            reasons = []
+            for topic in topics:
+                try:
+                    await c.request("event:" + topic, "phx_join", {"partition_count": 2})
+                    reasons.append(None)
+                except ReplyError as e:
+                    reasons.append(e.response["reason"])
+            joined = await c.request("event:*", "phx_join", {"partition_count": 2})
+            health = self.server.service_health("hooks")
+            await c.close()
+            return reasons, joined, health
+
+        reasons, joined, health = run(body())
+        for topic, reason in zip(topics, reasons):
+            with self.subTest(topic=topic):
+                self.assertIsNotNone(reason)
+                self.assertIn(topic, reason)
+                self.assertIn('only "*" alone matches every event', reason)
+        self.assertEqual(joined["ack"], False)
+        self.assertEqual(health["topics"], ["*"])
+
+    def test_emit_name_with_wildcard_rejected(self):
+        names = ["github:*", "*", "*github", "push*"]
+
+        async def body():
+            c = await Peer.consumer(self.server, "catch-all", topic="*")
+            p = await Peer.producer(self.server)
+            reasons = []
+            for name in names:
+                try:
+                    await p.emit(name, {"n": 1})
+                    reasons.append(None)
+                except ReplyError as e:
+                    reasons.append(e.response["reason"])
+            sent = await p.emit("github:push", {"n": 2})
+            pushes = await c.receive_events(1)
+            await p.close()
+            await c.close()
+            return reasons, sent, pushes
+
+        reasons, sent, pushes = run(body())
+        for name, reason in zip(names, reasons):
+            with self.subTest(name=name):
+                self.assertIsNotNone(reason)
+                self.assertIn(name, reason)
+                self.assertIn('only "*" alone matches every event', reason)
+        # The consumer of every event gets the valid emit, not the rejected ones.
+        received = pushes[0]["payload"]["event"]
+        self.assertEqual(received["meta"]["uuid"], sent["meta"]["uuid"])
+
     def test_emit_with_255_byte_name(self):
         async def body():
             p = await Peer.producer(self.server)
