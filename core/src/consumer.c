@@ -62,6 +62,11 @@ static int check_args(hivent_conf_t *conf, const char *topic, const char *servic
     if (hv_check_name(topic, "topic", err, err_size) != 0 ||
         hv_check_name(service, "service", err, err_size) != 0)
         return -1;
+    if (strcmp(topic, "*") != 0 && strchr(topic, '*')) {
+        snprintf(err, err_size, "topic \"%s\" is invalid: \"*\" alone matches every event, "
+                 "and any other topic matches one event name exactly", topic);
+        return -1;
+    }
     if (strchr(service, ':')) {
         snprintf(err, err_size, "service \"%s\" must not contain ':' because queue names "
                  "are SERVICE:PARTITION", service);

@@ -118,6 +118,11 @@ hivent_err_t hv_event_new(const char *name, const void *payload, size_t payload_
     *out = NULL;
     if (hv_check_name(name, "event name", err, err_size) != 0)
         return HIVENT_ERR_INVALID_ARG;
+    if (strchr(name, '*')) {
+        snprintf(err, err_size, "event name \"%s\" must not contain '*', because consumers "
+                 "use the topic \"*\" alone to match every event", name);
+        return HIVENT_ERR_INVALID_ARG;
+    }
     if (version < 1) {
         snprintf(err, err_size, "version must be a positive integer, got %lld",
                  (long long)version);

@@ -56,6 +56,8 @@ static void emit_rejects_bad_arguments(void)
         {"empty name", "", NULL, 0, 1, NULL, NULL, HIVENT_ERR_INVALID_ARG, "name"},
         {"256-byte name", long_name, NULL, 0, 1, NULL, NULL, HIVENT_ERR_INVALID_ARG, "name"},
         {"invalid UTF-8 name", "a\xfe", NULL, 0, 1, NULL, NULL, HIVENT_ERR_INVALID_ARG, "name"},
+        {"name with *", "user:*", NULL, 0, 1, NULL, NULL, HIVENT_ERR_INVALID_ARG, "'*'"},
+        {"name *", "*", NULL, 0, 1, NULL, NULL, HIVENT_ERR_INVALID_ARG, "'*'"},
         {"version 0", "a", NULL, 0, 0, NULL, NULL, HIVENT_ERR_INVALID_ARG, "version"},
         {"negative version", "a", NULL, 0, -1, NULL, NULL, HIVENT_ERR_INVALID_ARG, "version"},
         {"array payload", "a", array, sizeof array, 1, NULL, NULL, HIVENT_ERR_PAYLOAD,
@@ -110,6 +112,8 @@ static void consumer_functions_reject_null(void)
     CHECK(hivent_consumer_new(conf, "t", "svc", 4097, err, sizeof err) == NULL);
     CHECK(hivent_consumer_new(conf, "t\xff", "svc", 1, err, sizeof err) == NULL);
     CHECK_CONTAINS(err, "UTF-8");
+    CHECK(hivent_consumer_new(conf, "github:*", "svc", 1, err, sizeof err) == NULL);
+    CHECK_CONTAINS(err, "\"*\" alone matches every event");
     CHECK(hivent_consumer_new(conf, "t", "svc", 0, NULL, 0) == NULL);
     hivent_conf_destroy(conf);
 
