@@ -938,10 +938,23 @@ static int check_delivered_to(const hvd_conn_t *c, const hvd_entry_t *e, const c
         return 0;
     snprintf(err, err_size, "cannot %s event %s in queue %s: it is pending and was not "
              "delivered to this consumer", action, e->uuid, queue);
+    /* After a rebalance the previous owner's late acks arrive in bursts of
+     * up to its prefetch, so one line a second is logged with a count of
+     * the others.  The statics are safe on lws's one service thread. */
+    static int64_t last_log_us;
+    static uint64_t suppressed;
+    int64_t now = lws_now_usecs();
+    if (last_log_us && now - last_log_us < LWS_US_PER_SEC) {
+        suppressed++;
+        return -1;
+    }
     hvd_info("conn %" PRIu64 " (%s, service %s, name %s): %s of event %s in %s rejected: last "
-             "delivered to consumer %" PRId64 ", not to %" PRId64, c->id, c->peer, c->service,
+             "delivered to consumer %" PRId64 ", not to %" PRId64 " (%" PRIu64 " more such "
+             "rejections in the last second were not logged)", c->id, c->peer, c->service,
              c->name ? c->name : "-", action, e->uuid, queue, e->delivered_to,
-             c->consumer ? c->consumer->id : 0);
+             c->consumer ? c->consumer->id : 0, suppressed);
+    last_log_us = now;
+    suppressed = 0;
     return -1;
 }
 
