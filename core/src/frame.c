@@ -97,6 +97,12 @@ int hv_frame_encode(const hv_frame_t *f, int allow_gzip, hv_buf_t *out)
     memcpy(plain, out->data + start, plain_len);
     out->len = start;
     int rc = hv_gzip(plain, plain_len, out);
+    if (rc == 0 && out->len - start >= plain_len) {
+        /* Incompressible data grows under gzip; the plain map is sent
+         * instead, which a reader tells apart by its first byte. */
+        out->len = start;
+        rc = hv_buf_append(out, plain, plain_len);
+    }
     free(plain);
     return rc;
 }

@@ -144,6 +144,43 @@ static void frame_gzip_threshold(void)
     }
 }
 
+/* A frame that gzip would make larger goes out as the plain map, so its
+ * size on the wire never exceeds the packed size. */
+static void frame_incompressible_sent_plain(void)
+{
+    /* {"b": BIN} with 4080 random bytes: fixmap, fixstr "b", bin16. */
+    unsigned char map[4 + 3 + 4080];
+    size_t n = 0;
+    map[n++] = 0x81;
+    map[n++] = 0xa1;
+    map[n++] = 'b';
+    map[n++] = 0xc5;
+    map[n++] = 0x0f;
+    map[n++] = 0xf0;
+    uint32_t x = 2463534242u;
+    for (int i = 0; i < 0x0ff0; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        map[n++] = (unsigned char)x;
+    }
+    hv_frame_t f = {.topic = "ingress:all", .event = "event:emit", .payload = map,
+                    .payload_size = n, .ref = {HV_REF_INT, 7, NULL}};
+    hv_buf_t plain = {0}, out = {0};
+    CHECK_INT(hv_frame_encode(&f, 0, &plain), 0);
+    CHECK_INT(hv_frame_encode(&f, 1, &out), 0);
+    CHECK(plain.len >= HV_GZIP_THRESHOLD);
+    CHECK_INT(out.len, plain.len);
+    CHECK(memcmp(out.data, plain.data, out.len < plain.len ? out.len : plain.len) == 0);
+    hv_frame_t d;
+    char err[256];
+    CHECK_INT(decode(&out, &d, err), 0);
+    CHECK_INT(d.payload_size, n);
+    hv_frame_clear(&d);
+    hv_buf_free(&plain);
+    hv_buf_free(&out);
+}
+
 static void frame_keys_any_order(void)
 {
     hv_buf_t b = {0};
@@ -534,6 +571,7 @@ int main(void)
     RUN_TEST(frame_roundtrip_int_ref);
     RUN_TEST(frame_roundtrip_string_and_nil_refs);
     RUN_TEST(frame_gzip_threshold);
+    RUN_TEST(frame_incompressible_sent_plain);
     RUN_TEST(frame_keys_any_order);
     RUN_TEST(frame_rejects_malformed);
     RUN_TEST(frame_rejects_nesting_bomb);
