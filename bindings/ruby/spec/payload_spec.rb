@@ -64,15 +64,17 @@ RSpec.describe "payload conversion" do
       expect(round_trip(payload)).to eq(payload)
     end
 
-    it "keeps 64 levels of nesting" do
-      deep = 62.times.reduce(1) { |inner, _| [inner] }
+    it "keeps 64 levels of arrays and maps with a scalar leaf" do
+      deep = 63.times.reduce(1) { |inner, _| [inner] }
       expect(round_trip({ "d" => deep })).to eq({ "d" => deep })
+      maps = 63.times.reduce({ "leaf" => 1 }) { |inner, _| { "k" => inner } }
+      expect(round_trip(maps)).to eq(maps)
     end
 
-    it "rejects packing one level past 64" do
-      deep = 63.times.reduce(1) { |inner, _| [inner] }
+    it "rejects packing 65 levels of arrays" do
+      deep = 64.times.reduce(1) { |inner, _| [inner] }
       expect { native.payload_pack({ "d" => deep }) }
-        .to raise_error(ArgumentError, /\Apayload\.d(\[0\]){63}: nesting is deeper than 64/)
+        .to raise_error(ArgumentError, /\Apayload\.d(\[0\]){63}: arrays and maps are nested deeper than 64 levels/)
     end
 
     it "keeps extension values" do
@@ -113,7 +115,7 @@ RSpec.describe "payload conversion" do
     it "rejects a hash that contains itself" do
       loop_hash = {}
       loop_hash["self"] = loop_hash
-      expect { native.payload_pack(loop_hash) }.to raise_error(ArgumentError, /nesting is deeper than 64/)
+      expect { native.payload_pack(loop_hash) }.to raise_error(ArgumentError, /nested deeper than 64 levels/)
     end
 
     it "rejects Time, Range and Proc values" do
@@ -142,8 +144,26 @@ RSpec.describe "payload conversion" do
       expect { native.payload_unpack("\x80\x80".b) }.to raise_error(Hivent::PayloadError, /trailing/)
     end
 
-    it "rejects nesting deeper than 64 levels" do
-      expect { native.payload_unpack(("\x91" * 100).b + "\xc0".b) }.to raise_error(Hivent::PayloadError, /too deep/)
+    it "decodes 64 levels of arrays" do
+      bytes = ("\x91" * 64).b + "\xc0".b
+      value = native.payload_unpack(bytes)
+      depth = 0
+      while value.is_a?(Array)
+        depth += 1
+        value = value.first
+      end
+      expect(depth).to eq(64)
+      expect(value).to be_nil
+    end
+
+    it "rejects 65 levels of arrays as too deep" do
+      expect { native.payload_unpack(("\x91" * 65).b + "\xc0".b) }
+        .to raise_error(Hivent::PayloadError, /arrays and maps are nested deeper than 64 levels/)
+    end
+
+    it "does not call too deep input malformed" do
+      expect { native.payload_unpack(("\x91" * 100).b + "\xc0".b) }
+        .to raise_error(Hivent::PayloadError) { |error| expect(error.message).not_to match(/malformed/) }
     end
 
     it "never crashes on random bytes" do
@@ -156,6 +176,31 @@ RSpec.describe "payload conversion" do
           nil
         end
       end
+    end
+  end
+
+  describe "nesting limit through a real hiventd" do
+    def nested_maps(levels)
+      (levels - 1).times.reduce({ "leaf" => 1 }) { |inner, _| { "k" => inner } }
+    end
+
+    it "delivers 64 levels and rejects 65 at emit" do
+      topic = unique("deep")
+      service = unique("deep")
+      consumer = RecordingConsumer.new(config: server_config, topic: topic, name: service, partition_count: 1)
+      wait_joined(consumer)
+      client = Hivent::Client.new(server_config)
+      sent = client.emit(topic, nested_maps(64), version: 1, timeout: 10)
+      expect { client.emit(topic, nested_maps(65), version: 1, timeout: 10) }
+        .to raise_error(ArgumentError, /nested deeper than 64 levels/)
+      consumer.run(max_events: 1, timeout: 15)
+      expect(consumer.events.length).to eq(1)
+      expect(consumer.events.first.uuid).to eq(sent.uuid)
+      expect(consumer.events.first.payload).to eq(nested_maps(64))
+      expect(dead_letters(service)).to eq([])
+    ensure
+      client&.close
+      consumer&.close
     end
   end
 

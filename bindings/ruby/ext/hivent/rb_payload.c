@@ -204,19 +204,26 @@ static void pack_integer(hv_rb_packer_t *p, VALUE num)
 }
 
 /* Packs @value one level below the current one, recording @key (a
- * String) or @index (when @key is Qundef) as its path step. */
+ * String) or @index (when @key is Qundef) as its path step.  Only arrays
+ * and maps call this, so p->depth counts the containers around @value. */
 static void pack_child(hv_rb_packer_t *p, VALUE key, long index, VALUE value)
 {
-    /* The root is level 0, so the deepest level allowed is
-     * HV_RB_MAX_DEPTH - 1, which is what hv_rb_unpack() accepts. */
     p->steps[p->depth].key = key;
     p->steps[p->depth].index = index;
     p->depth++;
-    if (p->depth >= HV_RB_MAX_DEPTH)
-        rb_raise(rb_eArgError, "%s: nesting is deeper than %d levels "
-                 "(or the value contains itself)", path_text(p), HV_RB_MAX_DEPTH);
     pack_value(p, value);
     p->depth--;
+}
+
+/* Raises unless an array or map may start at the current level.  Like
+ * libhivent, this counts arrays and maps only, the top one included, so
+ * a scalar inside the 64th container is accepted.  The check keeps
+ * p->depth below HV_RB_MAX_DEPTH whenever pack_child() records a step. */
+static void check_container_depth(hv_rb_packer_t *p)
+{
+    if (p->depth >= HV_RB_MAX_DEPTH)
+        rb_raise(rb_eArgError, "%s: arrays and maps are nested deeper than %d levels "
+                 "(or the value contains itself)", path_text(p), HV_RB_MAX_DEPTH);
 }
 
 static int pack_pair(VALUE key, VALUE value, VALUE arg)
@@ -239,6 +246,7 @@ static void pack_hash(hv_rb_packer_t *p, VALUE hash)
 {
     long size = RHASH_SIZE(hash);
 
+    check_container_depth(p);
     if ((unsigned long)size > UINT32_MAX)
         rb_raise(rb_eArgError, "%s: hash has more than 2**32-1 entries", path_text(p));
     msgpack_pack_map(&p->pk, (size_t)size);
@@ -249,6 +257,7 @@ static void pack_array(hv_rb_packer_t *p, VALUE ary)
 {
     long len = RARRAY_LEN(ary);
 
+    check_container_depth(p);
     if ((unsigned long)len > UINT32_MAX)
         rb_raise(rb_eArgError, "%s: array has more than 2**32-1 elements", path_text(p));
     msgpack_pack_array(&p->pk, (size_t)len);
@@ -392,7 +401,7 @@ typedef struct hv_rb_reader {
     const unsigned char *data;
     size_t size;
     size_t pos;
-    int depth;
+    int depth;      /* arrays and maps entered and not yet finished */
 } hv_rb_reader_t;
 
 static VALUE read_value(hv_rb_reader_t *r);
@@ -404,6 +413,22 @@ static void malformed(const hv_rb_reader_t *r, const char *what)
 
     snprintf(msg, sizeof msg, "malformed MessagePack at byte %zu of %zu: %s",
              r->pos, r->size, what);
+    hv_rb_raise(HIVENT_ERR_PAYLOAD, msg);
+}
+
+/* Enters an array or map, or raises when that would nest arrays and maps
+ * deeper than HV_RB_MAX_DEPTH levels, the top one included, which is how
+ * libhivent and hiventd count. */
+static void enter_container(hv_rb_reader_t *r)
+{
+    char msg[160];
+
+    if (r->depth < HV_RB_MAX_DEPTH) {
+        r->depth++;
+        return;
+    }
+    snprintf(msg, sizeof msg, "MessagePack value at byte %zu of %zu: arrays and maps are "
+             "nested deeper than %d levels", r->pos, r->size, HV_RB_MAX_DEPTH);
     hv_rb_raise(HIVENT_ERR_PAYLOAD, msg);
 }
 
@@ -452,9 +477,11 @@ static VALUE read_array(hv_rb_reader_t *r, size_t n)
     /* Every element takes at least one byte, which bounds hostile counts. */
     if (n > r->size - r->pos)
         malformed(r, "array count exceeds the remaining bytes");
+    enter_container(r);
     ary = rb_ary_new_capa((long)n);
     for (size_t i = 0; i < n; i++)
         rb_ary_push(ary, read_value(r));
+    r->depth--;
     return ary;
 }
 
@@ -464,11 +491,13 @@ static VALUE read_map(hv_rb_reader_t *r, size_t n)
 
     if (n > (r->size - r->pos) / 2)
         malformed(r, "map count exceeds the remaining bytes");
+    enter_container(r);
     hash = rb_hash_new();
     for (size_t i = 0; i < n; i++) {
         VALUE key = read_value(r);
         rb_hash_aset(hash, key, read_value(r));
     }
+    r->depth--;
     return hash;
 }
 
@@ -540,9 +569,6 @@ static VALUE read_value(hv_rb_reader_t *r)
     unsigned char b;
     VALUE v;
 
-    if (r->depth >= HV_RB_MAX_DEPTH)
-        malformed(r, "nesting is too deep");
-    r->depth++;
     b = *take(r, 1);
     if (b <= 0x7f)
         v = INT2FIX(b);
@@ -556,7 +582,6 @@ static VALUE read_value(hv_rb_reader_t *r)
         v = INT2FIX((int)(int8_t)b);
     else
         v = read_tagged(r, b);
-    r->depth--;
     return v;
 }
 

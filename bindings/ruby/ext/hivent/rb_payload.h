@@ -13,8 +13,9 @@
 #include <ruby.h>
 #include <stddef.h>
 
-/* Nesting deeper than this is rejected in both directions; it also stops
- * self-referencing arrays and hashes. */
+/* Maximum nesting of arrays and maps, the top one included, in both
+ * directions; scalars add no level, as in libhivent and hiventd.  The
+ * limit also stops self-referencing arrays and hashes. */
 #define HV_RB_MAX_DEPTH 64
 
 /* Defines Hivent::Ext, the holder for MessagePack extension values, and
@@ -45,7 +46,7 @@ VALUE hv_rb_pack_value(VALUE obj, const char *root);
 /*
  * Decodes exactly one MessagePack value of @size bytes.  Raises
  * Hivent::PayloadError on truncated or malformed input, trailing bytes or
- * nesting deeper than HV_RB_MAX_DEPTH.
+ * arrays and maps nested deeper than HV_RB_MAX_DEPTH.
  */
 VALUE hv_rb_unpack(const void *data, size_t size);
 
