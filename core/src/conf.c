@@ -30,7 +30,7 @@ static const struct key_desc keys[] = {
     {"server.host", KIND_STR, F(host), 1, 255, "127.0.0.1", 0},
     {"server.port", KIND_INT, F(port), 1, 65535, "4000", 0},
     {"server.secure", KIND_BOOL, F(secure), 0, 1, "false", 0},
-    {"server.api_key", KIND_STR, F(api_key), 0, 4096, "", 1},
+    {"server.api_key", KIND_STR, F(api_key), 0, 512, "", 1},
     {"max_reconnect_tries", KIND_INT, F(max_reconnect_tries), -1, INT_MAX, "3", 0},
     {"reconnect_backoff_time", KIND_INT, F(backoff_ms), 0, 86400000, "1000", 0},
     {"reconnect_backoff_max", KIND_INT, F(backoff_max_ms), 0, 86400000, "30000", 0},
@@ -134,6 +134,16 @@ static hivent_err_t set_str(hivent_conf_t *conf, const struct key_desc *k, const
         set_err(err, err_size, "%s: expected a string of %lld to %lld bytes, got %zu bytes",
                 k->name, k->min, k->max, n);
         return HIVENT_ERR_INVALID_VALUE;
+    }
+    /* Values go into the upgrade URL or a file path, and hiventd rejects
+     * control bytes in a query. */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)value[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            set_err(err, err_size, "%s: control byte 0x%02x at offset %zu is not allowed",
+                    k->name, ch, i);
+            return HIVENT_ERR_INVALID_VALUE;
+        }
     }
     char **field = (char **)((char *)conf + k->offset);
     char *copy = strdup(value);

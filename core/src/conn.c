@@ -271,7 +271,11 @@ static void on_disconnect(hv_handle_t *h, hivent_err_t err, const char *why)
 static void connect_now(hv_handle_t *h)
 {
     hivent_conf_t *c = h->conf;
-    char path[2048];
+    /* The configuration limits keep the path within 4096 bytes even with
+     * every byte percent-encoded: 255-byte client_id, service and name,
+     * a 512-byte api_key.  hiventd reads request headers of up to 4096
+     * bytes. */
+    char path[4096];
     if (stopping(h))
         return;
     build_path(h, path, sizeof path);

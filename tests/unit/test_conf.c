@@ -82,6 +82,9 @@ static void conf_rejects_bad_values(void)
     char long_host[300];
     memset(long_host, 'h', 299);
     long_host[299] = 0;
+    char long_key[514];
+    memset(long_key, 'k', 513);
+    long_key[513] = 0;
     const struct {
         const char *key, *value, *expect;
     } bad[] = {
@@ -104,6 +107,11 @@ static void conf_rejects_bad_values(void)
         {"tls.verify", "2", "true or false"},
         {"consumer.prefetch", "0", "1 to"},
         {"heartbeat_interval", "-1", "0 to"},
+        {"server.api_key", long_key, "0 to 512 bytes"},
+        {"server.api_key", "key\twith-tab", "control byte 0x09 at offset 3"},
+        {"server.api_key", "key\x7f", "control byte 0x7f"},
+        {"client_id", "svc\n1", "control byte 0x0a"},
+        {"consumer.name", "a\x01", "control byte 0x01"},
     };
     hivent_conf_t *conf = hivent_conf_new();
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -155,7 +155,7 @@ HIVENT_API char *hivent_msgpack_to_json(const void *msgpack, size_t size,
  * | server.host                | 127.0.0.1   | server host; "memory" selects the in-process transport |
  * | server.port                | 4000        | server TCP port |
  * | server.secure              | false       | use wss (TLS) instead of ws |
- * | server.api_key             | (empty)     | API key sent on every connection |
+ * | server.api_key             | (empty)     | API key sent on every connection (up to 512 bytes) |
  * | max_reconnect_tries        | 3           | consecutive failed attempts before the failed state; -1 = forever |
  * | reconnect_backoff_time     | 1000 ms     | base of the exponential reconnect delay |
  * | reconnect_backoff_max      | 30000 ms    | cap of the reconnect delay |
