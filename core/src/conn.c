@@ -44,6 +44,8 @@ typedef struct hv_timers {
     unsigned char *batch;       /* LWS_PRE + WRITE_BATCH_BYTES, see write_batch() */
     int64_t push_reject_logged_ms; /* last warning of log_push_rejection() */
     int push_rejects_quiet;        /* rejections logged at debug since then */
+    int64_t emit_reject_logged_ms; /* last warning of a rejected emit */
+    int emit_rejects_quiet;        /* rejected emits logged at debug since then */
 } hv_timers_t;
 
 static void connect_now(hv_handle_t *h);
@@ -658,8 +660,26 @@ static void on_emit_reply(hv_handle_t *h, hv_req_t *r, int ok, const unsigned ch
         }
     } else {
         describe_response(resp, size, why, sizeof why);
-        hv_log(h, LOG_WARNING, "emit", "server rejected event %s (uuid %s): %s",
-               r->event->name, r->event->uuid ? r->event->uuid : "-", why);
+        /* Each rejection also reaches its delivery report; the log gets
+         * one warning a second, with the count of the others. */
+        hv_timers_t *t = timers_of(h);
+        int64_t now = hv_now_ms();
+        const char *uuid = r->event->uuid ? r->event->uuid : "-";
+        if (now - t->emit_reject_logged_ms < 1000) {
+            t->emit_rejects_quiet++;
+            hv_log(h, LOG_DEBUG, "emit", "server rejected event %s (uuid %s): %s",
+                   r->event->name, uuid, why);
+        } else {
+            if (t->emit_rejects_quiet > 0)
+                hv_log(h, LOG_WARNING, "emit", "server rejected event %s (uuid %s): %s (and "
+                       "%d more emits since the last such warning)", r->event->name, uuid, why,
+                       t->emit_rejects_quiet);
+            else
+                hv_log(h, LOG_WARNING, "emit", "server rejected event %s (uuid %s): %s",
+                       r->event->name, uuid, why);
+            t->emit_reject_logged_ms = now;
+            t->emit_rejects_quiet = 0;
+        }
     }
     pthread_mutex_lock(&h->lock);
     hv_post_delivery_locked(h, r, ok ? HIVENT_OK : HIVENT_ERR_REJECTED, why, published);

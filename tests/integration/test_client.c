@@ -167,6 +167,38 @@ static void emit_error_reply_rejected(void)
     hivent_client_destroy(c);
 }
 
+static int count_occurrences(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* A burst of rejected emits gives one warning a second; each rejection
+ * still reaches its delivery report and the debug log. */
+static void rejected_emits_logged_once_a_second(void)
+{
+    reset_server();
+    fs_do(&srv, "{\"cmd\":\"set\",\"emit\":\"error\",\"error_reason\":\"queue full\"}");
+    hivent_client_t *c = connect_client(test_conf(srv.port));
+    CHECK_REQUIRE(c != NULL);
+    char err[512] = "";
+    for (uintptr_t i = 1; i <= 30; i++)
+        CHECK_INT(hivent_emit_async(c, "burst", NULL, 0, 1, NULL, NULL, (void *)i, err,
+                                    sizeof err), HIVENT_OK);
+    CHECK_INT(hivent_client_flush(c, 5000), 0);
+    CHECK_INT(rec.deliveries_failed, 30);
+    pthread_mutex_lock(&rec.lock);
+    int warnings = count_occurrences(rec.logs, "4 emit server rejected event burst");
+    int debug = count_occurrences(rec.logs, "7 emit server rejected event burst");
+    pthread_mutex_unlock(&rec.lock);
+    CHECK(warnings >= 1);
+    CHECK(warnings <= 3);
+    CHECK_INT(warnings + debug, 30);
+    hivent_client_destroy(c);
+}
+
 static void emit_timeouts(void)
 {
     reset_server();
@@ -896,6 +928,7 @@ int main(int argc, char **argv)
     MAYBE_RUN(connect_joins_with_encoded_query);
     MAYBE_RUN(emit_sync_returns_published);
     MAYBE_RUN(emit_error_reply_rejected);
+    MAYBE_RUN(rejected_emits_logged_once_a_second);
     MAYBE_RUN(emit_timeouts);
     MAYBE_RUN(emit_async_many_in_order);
     MAYBE_RUN(order_kept_across_dropped_connection);
