@@ -222,6 +222,17 @@ RSpec.describe "emit" do
       expect(client.outstanding).to eq(0)
     end
 
+    it "rejects duplicate keys before sending" do
+      identity = {}.compare_by_identity
+      identity["a".dup] = 1
+      identity["a".dup] = 2
+      expect { client.emit("emit:dup", { a: 1, "a" => 2 }, version: 1) }
+        .to raise_error(ArgumentError, /payload: duplicate key "a"/)
+      expect { client.emit_async("emit:dup", identity, version: 1) }
+        .to raise_error(ArgumentError, /payload: duplicate key "a"/)
+      expect(client.outstanding).to eq(0)
+    end
+
     it "raises DestroyedError after close" do
       client.close
       expect { client.emit("emit:closed", {}, version: 1) }.to raise_error(Hivent::DestroyedError)

@@ -112,6 +112,33 @@ RSpec.describe "payload conversion" do
         .to raise_error(TypeError, /payload\.a: map key of class Integer/)
     end
 
+    it "rejects a Symbol and a String key with the same name" do
+      expect { native.payload_pack({ user: { a: 1, "a" => 2 } }) }
+        .to raise_error(ArgumentError, /\Apayload\.user: duplicate key "a"/)
+    end
+
+    it "rejects equal keys of a compare_by_identity Hash" do
+      payload = {}.compare_by_identity
+      payload["a".dup] = 1
+      payload["a".dup] = 2
+      expect(payload.size).to eq(2)
+      expect { native.payload_pack(payload) }.to raise_error(ArgumentError, /\Apayload: duplicate key "a"/)
+    end
+
+    it "rejects keys that become equal in UTF-8" do
+      latin = "caf\xE9".dup.force_encoding(Encoding::ISO_8859_1)
+      expect { native.payload_pack({ latin => 1, "café" => 2 }) }
+        .to raise_error(ArgumentError, /\Apayload: duplicate key "café"/)
+    end
+
+    it "keeps distinct Symbol and String keys" do
+      identity = {}.compare_by_identity
+      identity["a".dup] = 1
+      identity["b".dup] = 2
+      expect(round_trip({ a: 1, "b" => 2, c: { "c" => 3 } })).to eq({ "a" => 1, "b" => 2, "c" => { "c" => 3 } })
+      expect(round_trip(identity)).to eq({ "a" => 1, "b" => 2 })
+    end
+
     it "rejects a hash that contains itself" do
       loop_hash = {}
       loop_hash["self"] = loop_hash

@@ -226,9 +226,79 @@ static void check_container_depth(hv_rb_packer_t *p)
                  "(or the value contains itself)", path_text(p), HV_RB_MAX_DEPTH);
 }
 
+/* State of one Hash being packed.  @seen is a Hash of the packed key
+ * strings when two keys of the Hash may pack to the same string, or Qnil. */
+typedef struct hv_rb_hash_pack {
+    hv_rb_packer_t *p;
+    VALUE seen;
+} hv_rb_hash_pack_t;
+
+/* Key kinds found by classify_key(). */
+enum {
+    HV_RB_KEY_SYMBOL = 1,
+    HV_RB_KEY_STRING = 2,
+    HV_RB_KEY_OTHER_ENCODING = 4
+};
+
+static int classify_key(VALUE key, VALUE value, VALUE arg)
+{
+    int *kinds = (int *)arg;
+    int index;
+
+    (void)value;
+    if (SYMBOL_P(key)) {
+        *kinds |= HV_RB_KEY_SYMBOL;
+    } else if (RB_TYPE_P(key, T_STRING)) {
+        index = ENCODING_GET_INLINED(key);
+        *kinds |= HV_RB_KEY_STRING;
+        if (index != rb_utf8_encindex() && index != rb_usascii_encindex())
+            *kinds |= HV_RB_KEY_OTHER_ENCODING;
+    }
+    return ST_CONTINUE;
+}
+
+/* Returns 1 when two keys of @hash may pack to the same MessagePack
+ * string: a Symbol beside a String, a String in an encoding other than
+ * UTF-8 or US-ASCII, or any keys of a compare_by_identity Hash.  Equal
+ * UTF-8 and US-ASCII Strings are one key in an ordinary Hash, so Hashes
+ * with only such keys, or only Symbols, need no check. */
+static int keys_may_collide(VALUE hash)
+{
+    static ID id_compare_by_identity_p;
+    int kinds = 0;
+
+    if (!id_compare_by_identity_p)
+        id_compare_by_identity_p = rb_intern("compare_by_identity?");
+    /* A Hash subclass that redefines compare_by_identity? is checked
+     * without calling it, so packing runs no Ruby code. */
+    if (!rb_method_basic_definition_p(CLASS_OF(hash), id_compare_by_identity_p))
+        return 1;
+    if (RTEST(rb_funcall(hash, id_compare_by_identity_p, 0)))
+        return 1;
+    rb_hash_foreach(hash, classify_key, (VALUE)&kinds);
+    return (kinds & HV_RB_KEY_OTHER_ENCODING) ||
+           ((kinds & HV_RB_KEY_SYMBOL) && (kinds & HV_RB_KEY_STRING));
+}
+
+/* Raises when @key, already converted to a UTF-8 String, was packed
+ * before in the same Hash. */
+static void check_duplicate_key(hv_rb_hash_pack_t *h, VALUE key)
+{
+    VALUE packed = rb_utf8_str_new(RSTRING_PTR(key), RSTRING_LEN(key));
+
+    if (rb_hash_lookup2(h->seen, packed, Qundef) != Qundef)
+        rb_raise(rb_eArgError,
+                 "%s: duplicate key %+" PRIsVALUE ": two keys of this Hash pack to the same "
+                 "MessagePack string (a Symbol and a String, strings in different encodings "
+                 "or a compare_by_identity Hash); keep only one of them",
+                 path_text(h->p), packed);
+    rb_hash_aset(h->seen, packed, Qtrue);
+}
+
 static int pack_pair(VALUE key, VALUE value, VALUE arg)
 {
-    hv_rb_packer_t *p = (hv_rb_packer_t *)arg;
+    hv_rb_hash_pack_t *h = (hv_rb_hash_pack_t *)arg;
+    hv_rb_packer_t *p = h->p;
 
     if (SYMBOL_P(key))
         key = rb_sym2str(key);
@@ -236,6 +306,8 @@ static int pack_pair(VALUE key, VALUE value, VALUE arg)
         rb_raise(rb_eTypeError, "%s: map key of class %s is not a String or Symbol",
                  path_text(p), class_name(key));
     key = utf8_string(p, key);
+    if (!NIL_P(h->seen))
+        check_duplicate_key(h, key);
     msgpack_pack_str(&p->pk, (size_t)RSTRING_LEN(key));
     msgpack_pack_str_body(&p->pk, RSTRING_PTR(key), (size_t)RSTRING_LEN(key));
     pack_child(p, key, 0, value);
@@ -245,12 +317,16 @@ static int pack_pair(VALUE key, VALUE value, VALUE arg)
 static void pack_hash(hv_rb_packer_t *p, VALUE hash)
 {
     long size = RHASH_SIZE(hash);
+    hv_rb_hash_pack_t h = { p, Qnil };
 
     check_container_depth(p);
     if ((unsigned long)size > UINT32_MAX)
         rb_raise(rb_eArgError, "%s: hash has more than 2**32-1 entries", path_text(p));
+    if (size >= 2 && keys_may_collide(hash))
+        h.seen = rb_hash_new();
     msgpack_pack_map(&p->pk, (size_t)size);
-    rb_hash_foreach(hash, pack_pair, (VALUE)p);
+    rb_hash_foreach(hash, pack_pair, (VALUE)&h);
+    RB_GC_GUARD(h.seen);
 }
 
 static void pack_array(hv_rb_packer_t *p, VALUE ary)
