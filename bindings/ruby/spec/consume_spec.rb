@@ -150,6 +150,32 @@ RSpec.describe "consume" do
     expect(consumer.processed_count).to eq(1)
   end
 
+  it "rejects poll and run after close" do
+    consumer = new_consumer
+    wait_joined(consumer)
+    consumer.close
+    expect(consumer.closed?).to be(true)
+    expect { consumer.poll(0.1) }.to raise_error(Hivent::DestroyedError, /is closed; create a new consumer/)
+    expect { consumer.run(timeout: 1) }.to raise_error(Hivent::DestroyedError, /is closed/)
+    expect(consumer.state).to eq(:closed)
+  end
+
+  it "stays closed after close inside process" do
+    consumer = new_consumer(->(_event) { consumer.close })
+    wait_joined(consumer)
+    producer.emit(topic, { "first" => 1 }, version: 1)
+    producer.emit(topic, { "second" => 2 }, version: 1)
+    wait_until(15, "close from process") do
+      consumer.poll(0.1)
+      consumer.state == :closed
+    rescue Hivent::DestroyedError
+      true
+    end
+    expect { consumer.poll(0.2) }.to raise_error(Hivent::DestroyedError)
+    expect(consumer.state).to eq(:closed)
+    expect(consumer.processed_count).to eq(1)
+  end
+
   it "fails a run whose partition count differs from the service's" do
     first = new_consumer
     wait_joined(first)

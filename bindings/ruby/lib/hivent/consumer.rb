@@ -170,6 +170,7 @@ module Hivent
       @handle = nil
       @stop_requested = false
       @close_requested = false
+      @closed = false
       @registered = false
       @failed = false
       @processed_count = 0
@@ -202,8 +203,9 @@ module Hivent
     # Connects, then processes events until #stop, INT or TERM (when
     # +handle_signals+ is true and run is called on the main thread),
     # +timeout+ seconds, or +max_events+ events.  Closes the consumer before
-    # it returns.  Waits without holding the GVL.  Raises Hivent::FailedError when the reconnect
-    # attempts are used up.
+    # it returns, so a consumer runs once.  Waits without holding the GVL.
+    # Raises Hivent::FailedError when the reconnect attempts are used up,
+    # and Hivent::DestroyedError when the consumer is closed.
     def run(timeout: nil, max_events: nil, handle_signals: true)
       start
       @stop_requested = false
@@ -229,6 +231,7 @@ module Hivent
 
     # Waits up to +timeout+ seconds for notices and handles them, for
     # applications with their own loop; returns how many were handled.
+    # Raises Hivent::DestroyedError when the consumer is closed.
     def poll(timeout = 0, limit: nil)
       start
       pump(timeout, limit)
@@ -241,9 +244,17 @@ module Hivent
       Native.hivent_state_name(Native.hivent_consumer_state(@handle)).to_sym
     end
 
+    # Returns true once #close was called, even from #process before the
+    # close takes effect.
+    def closed?
+      @closed
+    end
+
     # Creates the native consumer, which connects in the background.
-    # #run and #poll call it; calling it again does nothing.
+    # #run and #poll call it; calling it again does nothing.  Raises
+    # Hivent::DestroyedError after #close.
     def start
+      check_closed!
       check_fork!
       @handle ||= create_handle.tap { |native| @finalizer_state[0] = native }
       self
@@ -251,9 +262,11 @@ module Hivent
 
     # Stops #run, leaves the channel, so the service's other consumers take
     # over this one's partitions, and frees the native consumer.
-    # Unacknowledged events are redelivered.  Safe to call more than once.
+    # Unacknowledged events are redelivered.  The consumer cannot be started
+    # again.  Safe to call more than once.
     def close
       stop
+      @closed = true
       native = @handle
       return unless native
 
@@ -317,6 +330,12 @@ module Hivent
       return if version.nil? || (version.is_a?(Integer) && version.positive?)
 
       raise ArgumentError, "#{self.class}: version must be a positive Integer, got #{version.inspect}"
+    end
+
+    def check_closed!
+      return unless @closed
+
+      raise Error.build(Native::HIVENT_ERR_DESTROYED, "#{notice_source} is closed; create a new consumer")
     end
 
     def check_fork!
