@@ -176,6 +176,23 @@ RSpec.describe "consume" do
     expect(consumer.processed_count).to eq(1)
   end
 
+  it "names poll from inside process" do
+    errors = []
+    consumer = new_consumer(lambda do |_event|
+      consumer.poll(0)
+    rescue Hivent::StateError => e
+      errors << e
+      nil
+    end)
+    wait_joined(consumer)
+    producer.emit(topic, { "x" => 1 }, version: 1)
+    consumer.run(max_events: 1, timeout: 15)
+    expect(errors.length).to eq(1)
+    expect(errors.first.message).to match(/poll called from inside process/)
+    expect(errors.first.message).not_to match(/another thread/)
+    expect(consumer.processed_count).to eq(1)
+  end
+
   it "fails a run whose partition count differs from the service's" do
     first = new_consumer
     wait_joined(first)

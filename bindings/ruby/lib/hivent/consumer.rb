@@ -372,6 +372,10 @@ module Hivent
     # Takes notices for up to +seconds+ and handles them, stopping after
     # +limit+ events (nil: no limit).
     def pump(seconds, limit)
+      if @poll_lock.owned?
+        raise Error.build(Native::HIVENT_ERR_STATE,
+                          "#{notice_source}: poll called from inside process; return from process instead")
+      end
       raise Error.build(Native::HIVENT_ERR_STATE, "#{notice_source} is polled on another thread") \
         unless @poll_lock.try_lock
 
