@@ -5,8 +5,10 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import os
+import select
 import threading
 import time
+import weakref
 from concurrent.futures import Future, _base
 from typing import Any, Callable, Dict, Mapping, Optional, Set, Tuple
 
@@ -83,9 +85,10 @@ class _EmitFuture(Future):
             self.set_exception(exception)
 
 
-# Maximum time the dispatcher thread waits in hivent_client_next(), so it
-# notices close() quickly.  A sync emit waits in slices of this length too,
-# so signal handlers (KeyboardInterrupt) run within about 200 ms.
+# Maximum time the dispatcher thread waits in one select() call; close()
+# wakes it at once through its wake pipe.  A sync emit waits in slices of
+# this length too, so signal handlers (KeyboardInterrupt) run within about
+# 200 ms.
 _DISPATCH_WAIT_MS = 200
 
 
@@ -160,10 +163,20 @@ class Client:
         self._poll_lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        # close() writes a byte to _wake_write so the dispatcher thread
+        # leaves its select() at once instead of after its wait slice.
+        self._wake_read = self._wake_write = -1
         register(self)
         if dispatch == "thread":
+            self._wake_read, self._wake_write = os.pipe()
+            os.set_blocking(self._wake_write, False)
+            # The thread holds only a weak reference, so a Client dropped
+            # without close() is still collected, and __del__ closes it.
             self._thread = threading.Thread(
-                target=self._dispatch_loop, name=f"hivent-client-{id(self):x}", daemon=True
+                target=_dispatch_loop,
+                args=(weakref.ref(self), self._stop, self._wake_read,
+                      capi.hivent_client_fd(self._handle)),
+                name=f"hivent-client-{id(self):x}", daemon=True,
             )
             self._thread.start()
 
@@ -365,16 +378,6 @@ class Client:
                 self._drained.wait(min(left, _DISPATCH_WAIT_MS / 1000))
             return len(self._pending) + self._in_callback
 
-    def _dispatch_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._poll_once(_DISPATCH_WAIT_MS)
-            except Exception:
-                # _poll_once() handles callback errors itself, so this is a
-                # failure of the binding; keep dispatching the other notices.
-                logger.exception("hivent client dispatcher failed")
-                time.sleep(_DISPATCH_WAIT_MS / 1000)
-
     def _poll_once(self, timeout_ms: int) -> int:
         with self._poll_lock:
             handled = 0
@@ -513,12 +516,18 @@ class Client:
         if self._inherited:
             capi.hivent_client_destroy(self._handle)
             self._handle = None
+            self._close_wake_pipe()
             return
         if self._thread is not None:
             self._stop.set()
+            try:
+                os.write(self._wake_write, b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full, so the thread is awake already
             if self._thread is not threading.current_thread():
                 self._thread.join()
             self._thread = None
+        self._close_wake_pipe()
         if timeout is None:
             timeout = self._flush_timeout
         timeout = max(timeout, 0)
@@ -532,6 +541,12 @@ class Client:
         capi.hivent_client_destroy(self._handle)
         self._handle = None
         self._fail_pending(timeout)
+
+    def _close_wake_pipe(self) -> None:
+        for fd in (self._wake_read, self._wake_write):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_read = self._wake_write = -1
 
     def _fail_pending(self, waited: float) -> None:
         with self._lock:
@@ -564,3 +579,36 @@ class Client:
             self.close()
         except Exception:
             pass
+
+
+def _dispatch_loop(client_ref: "weakref.ref[Client]", stop: threading.Event,
+                   wake_fd: int, notice_fd: int) -> None:
+    """Dispatch the notices of the client behind @client_ref until @stop is set.
+
+    Waits in select() on the client's notice descriptor and on @wake_fd
+    (written by close()) holding no reference to the client, and takes a
+    strong reference only while it dispatches.
+    """
+    while not stop.is_set():
+        try:
+            select.select([notice_fd, wake_fd], [], [], _DISPATCH_WAIT_MS / 1000)
+        except OSError:
+            return  # the descriptors were closed, so the client is gone
+        if stop.is_set():
+            return
+        client = client_ref()
+        if client is None:
+            return
+        failed = False
+        try:
+            client._poll_once(0)
+        except Exception:
+            # _poll_once() handles callback errors itself, so this is a
+            # failure of the binding; keep dispatching the other notices.
+            logger.exception("hivent client dispatcher failed")
+            failed = True
+        # Dropping the last reference here runs __del__, and so close(), on
+        # this thread, which close() allows for.
+        del client
+        if failed:
+            time.sleep(_DISPATCH_WAIT_MS / 1000)

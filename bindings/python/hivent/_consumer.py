@@ -290,6 +290,16 @@ class Consumer:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
+    def __del__(self) -> None:
+        # A consumer dropped without close() leaves its channel, so the
+        # server gives its partitions to the other consumers of the service.
+        if getattr(self, "_handle", None) is None:
+            return
+        try:
+            self.close()
+        except Exception:
+            pass
+
     # ---- dispatching ----
 
     def _poll_once(self, timeout_ms: int) -> int:

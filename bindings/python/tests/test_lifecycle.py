@@ -1,0 +1,91 @@
+"""Closing of clients and consumers: on collection without close(), and how fast close() is."""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+import urllib.request
+
+import hivent
+
+from conftest import consumer_class, run_until_connected, wait_until
+
+
+def open_connections(server, kind: str) -> int:
+    """Return hiventd's gauge of open WebSocket connections of @kind (producer or consumer)."""
+    url = f"http://127.0.0.1:{server.port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    prefix = f'hivent_connections{{kind="{kind}"}} '
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            return int(line[len(prefix):])
+    raise AssertionError(f"metric line {prefix!r} not found in /metrics")
+
+
+# hiventd in these tests drops a silent connection after 2 s (two heartbeat
+# intervals), so a connection that closes within this time was closed by
+# the binding.
+CLOSE_WAIT = 1.5
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_dropped_clients_closed(own_hiventd, unique):
+    threads_before = threading.active_count()
+    fds_before = open_fds()
+    for index in range(10):
+        client = hivent.Client(own_hiventd.options())
+        client.emit(f"drop:{unique}", {"index": index})
+        del client
+        gc.collect()
+
+    wait_until(lambda: open_connections(own_hiventd, "producer") == 0, timeout=CLOSE_WAIT)
+    wait_until(lambda: threading.active_count() <= threads_before, timeout=5)
+    assert open_fds() <= fds_before
+
+
+def test_dropped_consumer_releases_partitions(own_hiventd, unique):
+    topic = f"dropc:{unique}"
+    cls = consumer_class(topic, f"dropc_{unique}")
+    first = cls(own_hiventd.options())
+    run_until_connected(first)
+    del first
+    gc.collect()
+    wait_until(lambda: open_connections(own_hiventd, "consumer") == 0, timeout=CLOSE_WAIT)
+
+    second = cls(own_hiventd.options())
+    run_until_connected(second)
+    with hivent.Client(own_hiventd.options()) as client:
+        client.emit(topic, {"n": 1})
+    second.run(timeout=10)
+    assert [event.payload for event in second.events] == [{"n": 1}]
+
+
+def test_dropped_consumers_no_leak(own_hiventd, unique):
+    fds_before = open_fds()
+    cls = consumer_class(f"dropl:{unique}", f"dropl_{unique}")
+    for _ in range(5):
+        consumer = cls(own_hiventd.options())
+        consumer.poll(0.05)
+        del consumer
+        gc.collect()
+
+    wait_until(lambda: open_connections(own_hiventd, "consumer") == 0, timeout=CLOSE_WAIT)
+    assert open_fds() <= fds_before
+
+
+def test_close_after_emit_prompt(hiventd, unique):
+    durations = []
+    for index in range(5):
+        client = hivent.Client(hiventd.options())
+        client.emit(f"prompt:{unique}", {"index": index})
+        started = time.monotonic()
+        client.close()
+        durations.append(time.monotonic() - started)
+
+    assert max(durations) < 0.05, f"close() took {durations} s"
