@@ -64,16 +64,24 @@ module Hivent
       config.logger
     end
 
-    # Returns the default client, creating it on first use.
+    # Returns the default client, creating it on first use.  A default
+    # client in the failed state, which gave up reconnecting after
+    # max_reconnect_tries, is replaced by a new one, with a warning.
     def client
-      @lock.synchronize do
-        current = @client
-        return current if current && !current.closed? && @client_pid == Process.pid
+      failed = nil
+      current = @lock.synchronize do
+        existing = @client
+        if existing && !existing.closed? && @client_pid == Process.pid
+          next existing unless existing.state == :failed
 
+          failed = existing
+        end
         @config ||= Configuration.new
         swap_client(Client.new(@config))
         @client
       end
+      discard_failed_client(failed) if failed
+      current
     end
 
     # Emits with the default client.  Without a block it waits and returns
@@ -112,6 +120,17 @@ module Hivent
     end
 
     private
+
+    # Logs the replacement of the failed default client +failed+ and closes
+    # it without waiting, which fails its outstanding emits.  Runs outside
+    # @lock because delivery blocks run by close may call Hivent.emit.
+    def discard_failed_client(failed)
+      reason = failed.last_error&.message || "reconnect attempts used up"
+      logger.warn("hivent") do
+        "default client failed (#{reason}); replaced it with a new client for the module-level API"
+      end
+      failed.close(0)
+    end
 
     # Replaces the default client; returns the previous one when it belongs
     # to this process, for the caller to close outside the lock.

@@ -55,6 +55,31 @@ RSpec.describe "reconnect" do
     client.close(0.5)
   end
 
+  it "replaces a failed default client on Hivent.emit" do
+    port = server.port
+    server.stop
+    Hivent.configure do |config|
+      config.client_id = "ruby-spec-default"
+      config.server = { host: "127.0.0.1", port: port }
+      config.max_reconnect_tries = 1
+      config.reconnect_backoff_time = 50
+      config.set("flush_timeout", 200)
+      config.logger = test_logger(log)
+    end
+    failed = Hivent.client
+    wait_until(15, "failed state") do
+      failed.poll(0.05)
+      failed.state == :failed
+    end
+    server.start(port)
+    event = Hivent.emit("reconnect:default", { "n" => 1 }, version: 1)
+    expect(event.payload).to eq({ "n" => 1 })
+    expect(Hivent.client).not_to equal(failed)
+    expect(failed.closed?).to be(true)
+    expect(log.string.lines.grep(/W,.*default client failed.*replaced it with a new client/).length).to eq(1)
+    expect(Hivent.emit("reconnect:default", { "n" => 2 }, version: 1).payload).to eq({ "n" => 2 })
+  end
+
   it "stops a consumer run with FailedError when reconnects are used up" do
     port = server.port
     server.stop
