@@ -104,6 +104,8 @@ class Consumer:
         self._poll_lock = threading.RLock()
         self._failure: Optional[HiventError] = None
         self._failure_error_seen = False
+        # Thread id while process() runs, to reject a nested poll() or run().
+        self._processing_thread: Optional[int] = None
         self.processed = 0
         self.failed = 0
 
@@ -174,6 +176,7 @@ class Consumer:
         every join was rejected.  The message is the core's and names the
         last error.  The consumer is closed before the exception propagates.
         """
+        self._check_not_in_process("run()")
         if timeout is not None:
             timeout = check_seconds("timeout", timeout)
         self.start()
@@ -218,7 +221,9 @@ class Consumer:
 
         Returns the number handled.  For applications with their own loop;
         fileno() gives a descriptor that is readable while notices wait.
+        Raises hivent.State when called from inside process().
         """
+        self._check_not_in_process("poll()")
         self.start()
         return self._poll_once(wait_ms("timeout", timeout))
 
@@ -276,6 +281,16 @@ class Consumer:
         if self._closed:
             raise error_class("HIVENT_ERR_DESTROYED")(
                 "the consumer is closed", capi.HIVENT_ERR_DESTROYED
+            )
+
+    def _check_not_in_process(self, what: str) -> None:
+        # A nested dispatch would run process() for later events of the
+        # same partition before the current one returns, breaking order.
+        if self._processing_thread == threading.get_ident():
+            raise error_class("HIVENT_ERR_STATE")(
+                f"consumer {self.name}: {what} called from inside process(). Return from "
+                "process(), and the running loop dispatches the next event",
+                capi.HIVENT_ERR_STATE,
             )
 
     def _mark_inherited(self) -> None:
@@ -353,12 +368,16 @@ class Consumer:
         )
 
     def _call_process(self, event: Event) -> Optional[str]:
+        outer = self._processing_thread
+        self._processing_thread = threading.get_ident()
         try:
             result = self.process(event)
         except Exception as exc:
             logger.exception("consumer %s: process() raised for event %s (uuid %s, queue %s)",
                              self.name, event.name, event.uuid, event.queue)
             return f"{type(exc).__name__}: {exc}"
+        finally:
+            self._processing_thread = outer
         reason = failure_reason(result)
         if reason is not None:
             logger.warning("consumer %s: process() failed for event %s (uuid %s, queue %s): %s",
@@ -366,6 +385,8 @@ class Consumer:
         return reason
 
     def _ack(self, event_ptr: Any, event: Event) -> None:
+        if self._closed_in_process(event.uuid):
+            return
         try:
             capi.hivent_consumer_ack(self._handle, event_ptr)
         except Exception as exc:
@@ -382,6 +403,8 @@ class Consumer:
         reason = reason[:_REASON_MAX].replace("\0", "\\0")
         reason = reason.encode("utf-8", "backslashreplace").decode("utf-8")
         self.failed += 1
+        if self._closed_in_process(event.uuid if event else "?"):
+            return
         try:
             capi.hivent_consumer_reject(self._handle, event_ptr, reason)
         except Exception as exc:
@@ -390,6 +413,16 @@ class Consumer:
         hook = getattr(self, "event_processing_failed", None)
         if hook is not None and event is not None:
             call_safely(hook, "event_processing_failed", event, reason)
+
+
+    def _closed_in_process(self, uuid: str) -> bool:
+        """Log and return True when process() closed the consumer, so @uuid cannot be settled."""
+        if self._handle is not None:
+            return False
+        logger.warning("consumer %s: closed inside process(), so event %s is neither "
+                       "acknowledged nor dead-lettered; the server redelivers it",
+                       self.name, uuid)
+        return True
 
 
 class _StopSignals:
@@ -432,6 +465,8 @@ def run(*consumers: Consumer, timeout: Optional[float] = None, handle_signals: b
     """
     if not consumers:
         raise ValueError("run() needs at least one consumer")
+    for consumer in consumers:
+        consumer._check_not_in_process("hivent.run()")
     if timeout is not None:
         timeout = check_seconds("timeout", timeout)
     for consumer in consumers:

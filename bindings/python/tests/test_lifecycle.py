@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import threading
 import time
@@ -89,3 +90,63 @@ def test_close_after_emit_prompt(hiventd, unique):
         durations.append(time.monotonic() - started)
 
     assert max(durations) < 0.05, f"close() took {durations} s"
+
+
+class NestedPoll(hivent.Consumer):
+    """Calls poll() from inside process() for the first event and stores what it raised."""
+
+    partition_count = 1
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.order = []
+        self.nested_error = None
+
+    def process(self, event):
+        self.order.append(("start", event.payload["k"]))
+        if event.payload["k"] == 0:
+            try:
+                self.poll(0.5)
+            except hivent.HiventError as exc:
+                self.nested_error = exc
+        self.order.append(("end", event.payload["k"]))
+        if len(self.order) == 6:
+            self.stop()
+
+
+def test_poll_inside_process_rejected(hiventd, unique):
+    cls = type("NestedPoll_x", (NestedPoll,), {"topic": f"nest:{unique}",
+                                               "name": f"nest_{unique}"})
+    consumer = cls(hiventd.options())
+    run_until_connected(consumer)
+    with hivent.Client(hiventd.options()) as client:
+        for k in range(3):
+            client.emit(cls.topic, {"k": k})
+    consumer.run(timeout=10)
+
+    assert isinstance(consumer.nested_error, hivent.State)
+    assert "poll() called from inside process()" in str(consumer.nested_error)
+    expected = [("start", 0), ("end", 0), ("start", 1), ("end", 1), ("start", 2), ("end", 2)]
+    assert consumer.order == expected
+    assert consumer.processed == 3
+
+
+def test_close_inside_process_logged(hiventd, unique, caplog):
+    class Closing(hivent.Consumer):
+        topic = f"closein:{unique}"
+        name = f"closein_{unique}"
+        partition_count = 1
+
+        def process(self, event):
+            self.close()
+
+    consumer = Closing(hiventd.options())
+    run_until_connected(consumer)
+    with hivent.Client(hiventd.options()) as client:
+        client.emit(Closing.topic, {"k": 1})
+    with caplog.at_level(logging.WARNING, logger="hivent"):
+        wait_until(lambda: consumer.closed or consumer.poll(0.1) < 0, timeout=10)
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("closed inside process()" in message for message in messages), messages
+    assert not any("invalid argument" in message.lower() for message in messages), messages
