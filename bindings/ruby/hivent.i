@@ -8,7 +8,8 @@
  * (Hivent::Native.client_next, event_fields, ...).
  *
  * Typemaps:
- *  - const char *: String or nil; a NUL byte raises ArgumentError.
+ *  - const char *: String or nil; a NUL byte raises ArgumentError naming
+ *    the parameter.
  *  - (char *errstr, size_t errstr_size): filled by the core and raised as
  *    a Hivent::Error subclass when the call fails.
  *  - (const void *payload, size_t payload_size) and the memory subset
@@ -21,6 +22,7 @@
 
 %{
 #include <stdint.h>
+#include <string.h>
 #include "rb_glue.h"
 #include "rb_payload.h"
 %}
@@ -62,8 +64,8 @@ static VALUE hv_rb_cClientPointer = Qnil;
 
 /* SWIG's int64_t conversion sets up an exception handler (rb_rescue) on
  * every call.  This one reads a Fixnum directly and packs a Bignum with a
- * range check.  Other types and values outside int64_t raise TypeError,
- * as SWIG's conversion did. */
+ * range check.  Other types raise TypeError and Integers outside
+ * int64_t raise RangeError, as Integer conversions in Ruby do. */
 %typemap(in) int64_t version {
     if (FIXNUM_P($input)) {
         $1 = (int64_t)FIX2LONG($input);
@@ -76,7 +78,8 @@ static VALUE hv_rb_cClientPointer = Qnil;
         else if (sign == -1 && magnitude <= (uint64_t)INT64_MAX + 1)
             $1 = (int64_t)(0 - magnitude);  /* exact down to INT64_MIN */
         else
-            rb_raise(rb_eTypeError, "version %" PRIsVALUE " is outside the int64_t range", $input);
+            rb_raise(rb_eRangeError, "version %" PRIsVALUE " is outside the int64_t range "
+                     "(-2**63 to 2**63-1)", $input);
     } else {
         rb_raise(rb_eTypeError, "version must be an Integer, got %s", rb_obj_classname($input));
     }
@@ -84,8 +87,30 @@ static VALUE hv_rb_cClientPointer = Qnil;
 
 /* ---- strings ---------------------------------------------------- */
 
+%{
+/* Returns @value, a String or an object with to_str, as a C string for
+ * the parameter @param.  Raises ArgumentError naming @param when the
+ * bytes contain a NUL, which would cut the string short in C.  The
+ * message leaves the value out because it may be a secret (api_key). */
+static const char *hv_rb_c_string(VALUE *value, const char *param)
+{
+    const char *bytes;
+    const char *nul;
+
+    StringValue(*value);
+    bytes = RSTRING_PTR(*value);
+    nul = memchr(bytes, '\0', (size_t)RSTRING_LEN(*value));
+    if (nul)
+        rb_raise(rb_eArgError, "%s contains a NUL byte at byte %ld; C strings cannot contain one",
+                 param, (long)(nul - bytes));
+    return StringValueCStr(*value);
+}
+%}
+
+/* StringValue() may replace $input with the result of to_str, which then
+ * stays referenced from $input for the call. */
 %typemap(in) const char * {
-    $1 = NIL_P($input) ? NULL : StringValueCStr($input);
+    $1 = NIL_P($input) ? NULL : hv_rb_c_string(&$input, "$1_name");
 }
 %typemap(freearg) const char * "";
 

@@ -192,9 +192,10 @@ RSpec.describe "emit" do
     end
 
     it "rejects a version outside the 64-bit range" do
-      expect { client.emit("emit:vbig", {}, version: 2**63) }.to raise_error(TypeError, /version/)
-      expect { client.emit("emit:vbig", {}, version: 2**70) }.to raise_error(TypeError, /version/)
-      expect { client.emit("emit:vneg", {}, version: -2**63 - 1) }.to raise_error(TypeError, /version/)
+      expect { client.emit("emit:vbig", {}, version: 2**63) }
+        .to raise_error(RangeError, /version 9223372036854775808 is outside the int64_t range/)
+      expect { client.emit("emit:vbig", {}, version: 2**70) }.to raise_error(RangeError, /version/)
+      expect { client.emit("emit:vneg", {}, version: -2**63 - 1) }.to raise_error(RangeError, /version/)
       expect(client.outstanding).to eq(0)
     end
 
@@ -213,7 +214,16 @@ RSpec.describe "emit" do
     it "rejects an empty or invalid name" do
       expect { client.emit("", {}, version: 1) }.to raise_error(Hivent::InvalidArgError)
       expect { client.emit("bad\xff", {}, version: 1) }.to raise_error(Hivent::InvalidArgError)
-      expect { client.emit("nul\0name", {}, version: 1) }.to raise_error(ArgumentError)
+      expect { client.emit("nul\0name", {}, version: 1) }
+        .to raise_error(ArgumentError, /\Aname contains a NUL byte at byte 3/)
+    end
+
+    it "names a key with a NUL byte" do
+      expect { client.emit("emit:nulkey", {}, version: 1, key: "ab\0") }
+        .to raise_error(ArgumentError, /\Akey contains a NUL byte at byte 2/)
+      expect { client.emit("emit:nulcid", {}, version: 1, cid: "\0") }
+        .to raise_error(ArgumentError, /\Acid contains a NUL byte at byte 0/)
+      expect(client.outstanding).to eq(0)
     end
 
     it "names the payload field that cannot be converted" do
