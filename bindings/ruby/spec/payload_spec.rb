@@ -107,6 +107,12 @@ RSpec.describe "payload conversion" do
         .to raise_error(ArgumentError, /payload\.s\[1\]: string is not valid UTF-8/)
     end
 
+    it "names an invalid UTF-8 map key" do
+      bad_key = "k\xff".dup.force_encoding(Encoding::UTF_8)
+      expect { native.payload_pack({ user: { bad_key => 1 } }) }
+        .to raise_error(ArgumentError, /\Apayload\.user: map key "k\\xFF" is not valid UTF-8/)
+    end
+
     it "rejects keys that are not strings or symbols" do
       expect { native.payload_pack({ a: { 1 => "x" } }) }
         .to raise_error(TypeError, /payload\.a: map key of class Integer/)

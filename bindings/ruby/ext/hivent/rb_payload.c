@@ -133,34 +133,50 @@ static const char *class_name(VALUE obj)
     return rb_obj_classname(obj);
 }
 
-/* Returns @str as a String whose bytes are valid UTF-8, or raises. */
-static VALUE utf8_string(hv_rb_packer_t *p, VALUE str)
+/* Raises ArgumentError for @str, a string value or, when @is_key is
+ * set, a map key, which is shown because the path ends at its Hash. */
+NORETURN(static void raise_invalid_text(hv_rb_packer_t *p, VALUE str, int is_key,
+                                        const char *problem));
+static void raise_invalid_text(hv_rb_packer_t *p, VALUE str, int is_key, const char *problem)
+{
+    if (is_key)
+        rb_raise(rb_eArgError, "%s: map key %" PRIsVALUE " %s; map keys must be text",
+                 path_text(p), rb_str_inspect(str), problem);
+    rb_raise(rb_eArgError, "%s: string %s (use String#b for binary data)", path_text(p), problem);
+}
+
+/* Returns @str as a String whose bytes are valid UTF-8, or raises.
+ * @is_key is set when @str is a map key. */
+static VALUE utf8_string(hv_rb_packer_t *p, VALUE str, int is_key)
 {
     rb_encoding *utf8 = rb_utf8_encoding();
     int index = ENCODING_GET_INLINED(str);
     rb_encoding *enc;
+    char problem[96];
 
     /* UTF-8 and US-ASCII Strings, nearly all of them, skip the encoding
      * table lookups. */
     if (index == rb_utf8_encindex() || index == rb_usascii_encindex()) {
-        if (rb_enc_str_coderange(str) == ENC_CODERANGE_BROKEN)
-            rb_raise(rb_eArgError,
-                     "%s: string is not valid %s (use String#b for binary data)",
-                     path_text(p), rb_enc_name(rb_enc_from_index(index)));
+        if (rb_enc_str_coderange(str) == ENC_CODERANGE_BROKEN) {
+            snprintf(problem, sizeof problem, "is not valid %s",
+                     rb_enc_name(rb_enc_from_index(index)));
+            raise_invalid_text(p, str, is_key, problem);
+        }
         return str;
     }
     enc = rb_enc_get(str);
     if (enc != utf8 && !rb_enc_str_asciionly_p(str)) {
         VALUE converted = rb_str_conv_enc(str, enc, utf8);
-        if (converted == str || rb_enc_get(converted) != utf8)
-            rb_raise(rb_eArgError, "%s: string in %s cannot be converted to UTF-8",
-                     path_text(p), rb_enc_name(enc));
+        if (converted == str || rb_enc_get(converted) != utf8) {
+            snprintf(problem, sizeof problem, "in %s cannot be converted to UTF-8", rb_enc_name(enc));
+            raise_invalid_text(p, str, is_key, problem);
+        }
         str = converted;
     }
-    if (rb_enc_str_coderange(str) == ENC_CODERANGE_BROKEN)
-        rb_raise(rb_eArgError,
-                 "%s: string is not valid %s (use String#b for binary data)",
-                 path_text(p), rb_enc_name(rb_enc_get(str)));
+    if (rb_enc_str_coderange(str) == ENC_CODERANGE_BROKEN) {
+        snprintf(problem, sizeof problem, "is not valid %s", rb_enc_name(rb_enc_get(str)));
+        raise_invalid_text(p, str, is_key, problem);
+    }
     return str;
 }
 
@@ -171,7 +187,7 @@ static void pack_string(hv_rb_packer_t *p, VALUE str)
         msgpack_pack_bin_body(&p->pk, RSTRING_PTR(str), (size_t)RSTRING_LEN(str));
         return;
     }
-    str = utf8_string(p, str);
+    str = utf8_string(p, str, 0);
     msgpack_pack_str(&p->pk, (size_t)RSTRING_LEN(str));
     msgpack_pack_str_body(&p->pk, RSTRING_PTR(str), (size_t)RSTRING_LEN(str));
     RB_GC_GUARD(str);
@@ -305,7 +321,7 @@ static int pack_pair(VALUE key, VALUE value, VALUE arg)
     if (!RB_TYPE_P(key, T_STRING))
         rb_raise(rb_eTypeError, "%s: map key of class %s is not a String or Symbol",
                  path_text(p), class_name(key));
-    key = utf8_string(p, key);
+    key = utf8_string(p, key, 1);
     if (!NIL_P(h->seen))
         check_duplicate_key(h, key);
     msgpack_pack_str(&p->pk, (size_t)RSTRING_LEN(key));
