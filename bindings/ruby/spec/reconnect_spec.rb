@@ -80,6 +80,22 @@ RSpec.describe "reconnect" do
     expect(Hivent.emit("reconnect:default", { "n" => 2 }, version: 1).payload).to eq({ "n" => 2 })
   end
 
+  it "warns once per reconnect backoff" do
+    port = server.port
+    server.stop
+    client = Hivent::Client.new(server_config(port: port, log: log, max_reconnect_tries: 2,
+                                              reconnect_backoff_time: 50, flush_timeout: 200))
+    wait_until(15, "failed state") do
+      client.poll(0.05)
+      client.state == :failed
+    end
+    warnings = log.string.lines.grep(/\AW,/)
+    expect(warnings.grep(/attempt 1\b/).length).to eq(1), warnings.join
+    expect(warnings.grep(/attempt 2\b/).length).to eq(1), warnings.join
+    expect(log.string.lines.grep(/\AD,.*connection backoff \(attempt 1\)/).length).to eq(1)
+    client.close(0.5)
+  end
+
   it "stops a consumer run with FailedError when reconnects are used up" do
     port = server.port
     server.stop

@@ -66,9 +66,19 @@ module Hivent
         text += ", next attempt in #{fields[FIELD_NEXT_ATTEMPT_MS]} ms"
         text += " after #{fields[FIELD_ERRSTR]}" unless fields[FIELD_ERRSTR].to_s.empty?
       end
-      severity = [STATE_BACKOFF, STATE_FAILED].include?(state) ? Logger::WARN : Logger::INFO
-      logger.add(severity, text, "hivent")
+      logger.add(state_severity(state), text, "hivent")
       state_changed(state)
+    end
+
+    # Returns the Logger severity of a state notice.  libhivent logs every
+    # retry at warning level itself (facility "conn"), so a backoff notice
+    # is logged at debug level to keep one warning per retry.
+    def state_severity(state)
+      case state
+      when STATE_FAILED then Logger::WARN
+      when STATE_BACKOFF then Logger::DEBUG
+      else Logger::INFO
+      end
     end
 
     # Not logged here: libhivent logs the same sentence at error level
