@@ -23,7 +23,7 @@ from ._client import Client
 from ._consumer import Consumer, run
 from ._config import known_keys
 from . import _config
-from ._notices import on_fork_child
+from ._notices import logger as _logger, on_fork_child
 from . import memory
 
 __version__ = capi.hivent_version_str()
@@ -67,13 +67,26 @@ def configure(config: Optional[Mapping[str, Any]] = None, /, *, env: bool = True
 
 
 def client() -> Client:
-    """Return the default client, creating it on first use."""
+    """Return the default client, creating it on first use.
+
+    A default client in the failed state (its reconnect attempts used up)
+    is closed and replaced by a new one, with a warning in the log.
+    """
     global _default_client
+    failed = None
     with _default_lock:
+        if _default_client is not None and not _default_client.closed \
+                and _default_client.state == "failed":
+            failed, _default_client = _default_client, None
         if _default_client is None or _default_client.closed:
             options, env = _config.defaults()
             _default_client = Client(options, env=env)
-        return _default_client
+        current = _default_client
+    if failed is not None:
+        _logger.warning("default client failed after its reconnect attempts were used up, "
+                        "so it was replaced by a new client")
+        failed.close(0)
+    return current
 
 
 def emit(name: str, payload: Optional[Dict[str, Any]] = None, *, version: int = 1,

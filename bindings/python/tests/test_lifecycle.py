@@ -150,3 +150,22 @@ def test_close_inside_process_logged(hiventd, unique, caplog):
     messages = [record.getMessage() for record in caplog.records]
     assert any("closed inside process()" in message for message in messages), messages
     assert not any("invalid argument" in message.lower() for message in messages), messages
+
+
+def test_failed_default_client_replaced(own_hiventd, unique, caplog):
+    hivent.configure(own_hiventd.options(max_reconnect_tries=1, reconnect_backoff_time=50,
+                                         reconnect_backoff_max=50))
+    hivent.emit(f"dflt:{unique}", {"n": 1}, timeout=10)
+    first = hivent.client()
+    own_hiventd.stop()
+    wait_until(lambda: first.state == "failed", timeout=10)
+    own_hiventd.start()
+
+    with caplog.at_level(logging.WARNING, logger="hivent"):
+        event = hivent.emit(f"dflt:{unique}", {"n": 2}, timeout=10)
+
+    assert event.payload == {"n": 2}
+    assert hivent.client() is not first
+    assert first.closed
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("replaced by a new client" in message for message in messages), messages
