@@ -92,7 +92,7 @@ static VALUE hv_rb_cClientPointer = Qnil;
  * the parameter @param.  Raises ArgumentError naming @param when the
  * bytes contain a NUL, which would cut the string short in C.  The
  * message leaves the value out because it may be a secret (api_key). */
-static const char *hv_rb_c_string(VALUE *value, const char *param)
+static char *hv_rb_c_string(VALUE *value, const char *param)
 {
     const char *bytes;
     const char *nul;
