@@ -147,6 +147,9 @@
 %native(monotonic) int hv_lua_native_monotonic(lua_State *L);
 %native(sleep) int hv_lua_native_sleep(lua_State *L);
 %native(wait_fds) int hv_lua_native_wait_fds(lua_State *L);
+%native(signal_watch) int hv_lua_native_signal_watch(lua_State *L);
+%native(signal_unwatch) int hv_lua_native_signal_unwatch(lua_State *L);
+%native(signal_caught) int hv_lua_native_signal_caught(lua_State *L);
 %native(event_table) int hv_lua_native_event_table(lua_State *L);
 %native(take_delivery) int hv_lua_native_take_delivery(lua_State *L);
 

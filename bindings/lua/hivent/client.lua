@@ -43,6 +43,7 @@ function Client.new(...)
     handle = handle,
     label = "client",
     callbacks = {},
+    abandoned = {},
     pending_callbacks = 0,
     next_id = 0,
     flush_timeout = flush_ms / 1000,
@@ -132,21 +133,76 @@ local function call_core(fn, ...)
   return core_results(pcall(fn, ...))
 end
 
+-- Seconds between checks for SIGINT and SIGTERM while emit() waits.
+local EMIT_WAIT_SLICE = 0.2
+
+-- Polls `self` until `result.done` is set or the monotonic `deadline`
+-- (nil: none) passed.
+local function wait_for_result(self, result, deadline)
+  while not result.done do
+    local wait = EMIT_WAIT_SLICE
+    if deadline then
+      local left = deadline - core.monotonic()
+      if left <= 0 then
+        return
+      end
+      wait = math.min(wait, left)
+    end
+    self:poll(wait)
+  end
+end
+
+-- Stops waiting for emit `id`: its result, when it comes, is dropped.
+function Client:_abandon(id)
+  if self.callbacks[id] then
+    self.callbacks[id] = nil
+    self.pending_callbacks = self.pending_callbacks - 1
+    self.abandoned[id] = true
+  end
+end
+
 --- Emits an event and waits for the server's reply.  Options: version
 -- (default 1), cid, key, timeout (seconds; default request_timeout plus
 -- time spent buffered).  Returns the published event; raises a
--- structured error on failure.
+-- structured error on failure.  SIGINT and SIGTERM end the wait within
+-- 0.2 s by raising "interrupted!", and the event stays queued and may
+-- still be published.  Delivery callbacks of other emits may run meanwhile.
 function Client:emit(name, payload, options)
   local handle = check_handle(self)
   local version
   options, version = check_emit_args(name, payload, options)
-  local timeout = notices.to_ms(options.timeout, -1)
-  local err, event, errstr = call_core(core.hivent_emit, handle, name, payload, version,
-    options.cid, options.key, timeout)
+  local timeout_ms = notices.to_ms(options.timeout, -1)
+  local deadline = timeout_ms >= 0 and (core.monotonic() + timeout_ms / 1000) or nil
+  local id = self.next_id + 1
+  local err, errstr = call_core(core.hivent_emit_async, handle, name, payload, version,
+    options.cid, options.key, id)
   if err ~= 0 then
     errors.raise(err, errstr, 2)
   end
-  return Event.wrap(event)
+  self.next_id = id
+  local result = {}
+  self.callbacks[id] = function(delivery_err, event)
+    result.done, result.err, result.event = true, delivery_err, event
+  end
+  self.pending_callbacks = self.pending_callbacks + 1
+
+  core.signal_watch()
+  local ok, wait_err = pcall(wait_for_result, self, result, deadline)
+  core.signal_unwatch()
+  if not result.done then
+    self:_abandon(id)
+  end
+  if not ok then
+    error(wait_err, 0)
+  end
+  if not result.done then
+    errors.raise(errors.codes.HIVENT_ERR_TIMED_OUT,
+      string.format("no reply to emit of %s within %d ms", name, timeout_ms), 2)
+  end
+  if result.err then
+    errors.raise(result.err.code, result.err.message, 2)
+  end
+  return result.event
 end
 
 --- Queues an event and returns its integer id at once.  callback(err,
@@ -190,7 +246,11 @@ function Client:_deliver(notice)
   event = Event.wrap(event)
 
   local callback = self.callbacks[id]
-  if callback then
+  if self.abandoned[id] then
+    self.abandoned[id] = nil
+    log.debug(self.label, string.format("dropped the result of emit %d, which timed out or "
+      .. "was interrupted: %s", id, err and tostring(err) or "published"))
+  elseif callback then
     self.callbacks[id] = nil
     self.pending_callbacks = self.pending_callbacks - 1
     notices.call_handler(self, "delivery", callback, err, event)
@@ -209,6 +269,9 @@ function Client:_dispatch(notice)
   local ok, err = pcall(notices.handle_common, self, notice, kind)
   core.hivent_notice_destroy(notice)
   if not ok then
+    if errors.is_interrupt(err) then
+      error(err, 0)
+    end
     log.error(self.label, "cannot handle a notice: " .. tostring(err))
   end
 end

@@ -296,13 +296,14 @@ local function events_done(consumers)
   return total
 end
 
--- Closes `consumers` after the lua5.4 interpreter raised its SIGINT
--- error inside run() or run_all().
+-- Closes `consumers` after SIGINT or SIGTERM raised "interrupted!"
+-- inside run() or run_all().
 local function close_interrupted(consumers)
+  local signal = core.signal_caught() or "SIGINT"
   for _, consumer in ipairs(consumers) do
     consumer.stopping = false
     if rawget(consumer, "handle") then
-      log.notice(consumer.label, "interrupted by SIGINT, leaving the channel")
+      log.notice(consumer.label, "interrupted by " .. signal .. ", leaving the channel")
       consumer:close()
     end
   end
@@ -344,14 +345,17 @@ end
 -- error, such as HIVENT_ERR_JOIN_REJECTED), HIVENT_ERR_STATE when it is
 -- closed, HIVENT_ERR_INVALID_ARG for invalid options.
 --
--- When the lua5.4 interpreter raises its "interrupted!" error on SIGINT
--- (Ctrl-C) during run(), run() closes the consumer, which leaves the
--- channel so that unacknowledged events go to the service's other
--- consumers.  It then returns the number of events processed and the
--- string "interrupted".  A second SIGINT ends the interpreter at once.
+-- On SIGINT (Ctrl-C) or SIGTERM during run(), run() closes the consumer,
+-- which leaves the channel so that unacknowledged events go to the
+-- service's other consumers.  It then returns the number of events
+-- processed and the string "interrupted".  Signals reach run() within one
+-- poll_interval, and inside process at its next Lua instruction.  A second
+-- signal of the same kind ends the process at once.
 function Consumer:run(options)
   local before = type(self) == "table" and events_done({ self }) or 0
+  core.signal_watch()
   local ok, result, err = pcall(run_loop, self, options)
+  core.signal_unwatch()
   if type(self) == "table" then
     self.stopping = false
   end
@@ -456,8 +460,8 @@ end
 -- number of events processed, or nil and an error object on any failure,
 -- such as the HIVENT_ERR_FAILED error of a consumer that gave up
 -- reconnecting.
--- On SIGINT under the lua5.4 interpreter it closes every consumer and
--- returns the total and the string "interrupted", as run() does.
+-- On SIGINT or SIGTERM it closes every consumer and returns the total and
+-- the string "interrupted", as run() does.
 function Consumer.run_all(consumers, options)
   local list = {}
   if type(consumers) == "table" then
@@ -468,7 +472,9 @@ function Consumer.run_all(consumers, options)
     end
   end
   local before = events_done(list)
+  core.signal_watch()
   local ok, result, err = pcall(run_all_loop, consumers, options)
+  core.signal_unwatch()
   for _, consumer in ipairs(list) do
     consumer.stopping = false
   end

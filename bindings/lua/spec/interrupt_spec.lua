@@ -1,4 +1,5 @@
--- SIGINT (Ctrl-C) during Consumer:run() in a child lua5.4 interpreter.
+-- SIGINT (Ctrl-C) and SIGTERM during Consumer:run() and a synchronous
+-- emit in a child lua5.4 interpreter.
 local hivent = require("hivent")
 hivent.set_log_level(os.getenv("HIVENT_TEST_LOG_LEVEL") or "warning")
 local core = require("hivent_core")
@@ -44,20 +45,39 @@ local function read_file(path)
   return text
 end
 
--- Starts the child in a new temporary directory.  Returns a table with
--- dir, pid and read(name) for its files "out", "err" and "status" (the
--- exit status, written when the child ends).
-local function start_child(port, topic, service)
+-- The child emits synchronously to a port with no server, with
+-- reconnect attempts unlimited, so emit() waits until a signal ends it.
+local EMIT_SCRIPT = [[
+local hivent = require("hivent")
+hivent.configure({ server = { host = "127.0.0.1", port = tonumber(arg[1]) },
+  max_reconnect_tries = -1, reconnect_backoff_time = 100 })
+hivent.set_logger(function() end)
+io.stdout:write("emitting\n")
+io.stdout:flush()
+local ok, err = pcall(hivent.emit, "lua:interrupt", {}, { version = 1 })
+io.stdout:write(string.format("emit returned %s, interrupt %s: %s\n", tostring(ok),
+  tostring(hivent.errors.is_interrupt(err)), tostring(err)))
+io.stdout:flush()
+]]
+
+-- Starts `script` with the arguments `...` in a new temporary directory.
+-- Returns a table with dir, pid and read(name) for its files "out", "err"
+-- and "status" (the exit status, written when the child ends).
+local function start_script(script_text, ...)
   local dir = server.tmpdir()
   local script = assert(io.open(dir .. "/child.lua", "w"))
-  script:write(CHILD_SCRIPT)
+  script:write(script_text)
   script:close()
+  local args = {}
+  for i = 1, select("#", ...) do
+    args[i] = server.quote(tostring(select(i, ...)))
+  end
   -- The inner sh writes its pid and execs lua5.4, so the pid is the
   -- interpreter's; the outer subshell records the exit status.
   local command = string.format(
-    "cd %s && (sh -c 'echo $$ >pid; exec lua5.4 child.lua \"$@\"' child %d %s %s "
+    "cd %s && (sh -c 'echo $$ >pid; exec lua5.4 child.lua \"$@\"' child %s "
       .. ">out 2>err; echo $? >status) >/dev/null 2>&1 &",
-    server.quote(dir), port, server.quote(topic), server.quote(service))
+    server.quote(dir), table.concat(args, " "))
   assert(os.execute(command))
   local child = { dir = dir }
   function child.read(name)
@@ -66,6 +86,20 @@ local function start_child(port, topic, service)
   child.pid = server.wait_for(5, function() return tonumber(child.read("pid"):match("%d+")) end)
   assert(child.pid, "the child wrote no pid")
   return child
+end
+
+-- Starts the consumer child on `topic` as `service`.
+local function start_child(port, topic, service)
+  return start_script(CHILD_SCRIPT, port, topic, service)
+end
+
+-- Returns a port on 127.0.0.1 that nothing listens on right now.
+local function closed_port()
+  local socket = require("socket")
+  local listener = assert(socket.bind("127.0.0.1", 0))
+  local _, port = listener:getsockname()
+  listener:close()
+  return tonumber(port)
 end
 
 local function stop_child(child)
@@ -79,12 +113,12 @@ local function wait_output(child, pattern, seconds)
   return server.wait_for(seconds, function() return child.read("out"):find(pattern) ~= nil end)
 end
 
-local function interrupt(child)
-  assert(os.execute("kill -INT " .. child.pid))
+local function interrupt(child, signal)
+  assert(os.execute("kill -" .. (signal or "INT") .. " " .. child.pid))
   return server.wait_for(10, function() return child.read("status") ~= "" end)
 end
 
-describe("consumer run on SIGINT", function()
+describe("consumer run on a signal", function()
   local srv, options
 
   setup(function()
@@ -149,4 +183,47 @@ describe("consumer run on SIGINT", function()
     client:close(2)
     assert(ok, err)
   end)
+
+  it("closes and returns on SIGTERM", function()
+    local child = start_child(srv.port, server.unique("lua:sigterm"), server.unique("lua_sigterm"))
+    local ok, err = pcall(function()
+      assert.is_truthy(wait_output(child, "ready connected", 15), "child output: " .. child.read("out")
+        .. child.read("err"))
+      core.sleep(0.3)
+      local started = core.monotonic()
+      assert.is_truthy(interrupt(child, "TERM"), "the child did not exit after SIGTERM")
+      assert.is_true(core.monotonic() - started < 3)
+      local stderr = child.read("err")
+      assert.are.equal("0\n", child.read("status"), stderr)
+      assert.matches("returned 0 interrupted closed", child.read("out"), 1, true)
+      assert.matches("interrupted by SIGTERM, leaving the channel", stderr, 1, true)
+    end)
+    stop_child(child)
+    assert(ok, err)
+  end)
+end)
+
+describe("synchronous emit on a signal", function()
+  for _, signal in ipairs({ "INT", "TERM" }) do
+    it("raises on SIG" .. signal .. " while the server is down", function()
+      local child = start_script(EMIT_SCRIPT, closed_port())
+      local ok, err = pcall(function()
+        assert.is_truthy(wait_output(child, "emitting", 10), "child output: " .. child.read("out")
+          .. child.read("err"))
+        core.sleep(0.5)
+        assert(os.execute("kill -" .. signal .. " " .. child.pid))
+        -- emit() returns within one wait slice; the exit after it takes up
+        -- to flush_timeout, because the garbage collector waits for the
+        -- abandoned emit.
+        assert.is_truthy(wait_output(child, "emit returned", 2),
+          "emit did not return after SIG" .. signal)
+        assert.matches("emit returned false, interrupt true", child.read("out"), 1, true)
+        assert.is_truthy(server.wait_for(10, function() return child.read("status") ~= "" end),
+          "the child did not exit after SIG" .. signal)
+        assert.are.equal("0\n", child.read("status"), child.read("err"))
+      end)
+      stop_child(child)
+      assert(ok, err)
+    end)
+  end
 end)

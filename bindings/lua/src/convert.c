@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -844,6 +845,85 @@ int hv_lua_native_wait_fds(lua_State *L)
     for (lua_Integer i = 0; i < count; i++) {
         lua_pushboolean(L, rc > 0 && (fds[i].revents & (POLLIN | POLLERR | POLLHUP)) != 0);
         lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+/*
+ * Signal watch used by Consumer:run(), Consumer.run_all() and Client:emit().
+ * While a watch is active, SIGINT and SIGTERM set a hook on the watching
+ * Lua thread that raises "interrupted!" at its next Lua instruction, as the
+ * lua5.4 interpreter does for SIGINT, so C waits end within one poll slice.
+ * SA_RESETHAND restores the default action, so a second signal ends the
+ * process at once.
+ */
+static volatile sig_atomic_t caught_signal;
+static lua_State *volatile watched_state;
+static int watch_depth;
+static struct sigaction saved_sigint;
+static struct sigaction saved_sigterm;
+
+static void raise_interrupt(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted!");
+}
+
+static void on_watched_signal(int signo)
+{
+    lua_State *L = watched_state;
+
+    caught_signal = signo;
+    if (L != NULL)
+        lua_sethook(L, raise_interrupt, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* signal_watch(): starts watching SIGINT and SIGTERM.  Calls nest, and only
+ * the outermost one installs the handlers. */
+int hv_lua_native_signal_watch(lua_State *L)
+{
+    struct sigaction action;
+
+    if (watch_depth++ > 0)
+        return 0;
+    caught_signal = 0;
+    watched_state = L;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_watched_signal;
+    action.sa_flags = SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &saved_sigint);
+    sigaction(SIGTERM, &action, &saved_sigterm);
+    return 0;
+}
+
+/* signal_unwatch(): ends the innermost watch.  Ending the outermost one
+ * restores the handlers that were installed before it. */
+int hv_lua_native_signal_unwatch(lua_State *L)
+{
+    (void)L;
+    if (watch_depth == 0 || --watch_depth > 0)
+        return 0;
+    sigaction(SIGINT, &saved_sigint, NULL);
+    sigaction(SIGTERM, &saved_sigterm, NULL);
+    watched_state = NULL;
+    return 0;
+}
+
+/* signal_caught() -> "SIGINT", "SIGTERM" or nil: the signal caught by the
+ * current or last watch. */
+int hv_lua_native_signal_caught(lua_State *L)
+{
+    switch (caught_signal) {
+    case SIGINT:
+        lua_pushliteral(L, "SIGINT");
+        break;
+    case SIGTERM:
+        lua_pushliteral(L, "SIGTERM");
+        break;
+    default:
+        lua_pushnil(L);
     }
     return 1;
 }

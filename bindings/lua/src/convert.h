@@ -79,5 +79,8 @@ int hv_lua_native_array_meta(lua_State *L);
 int hv_lua_native_monotonic(lua_State *L);
 int hv_lua_native_sleep(lua_State *L);
 int hv_lua_native_wait_fds(lua_State *L);
+int hv_lua_native_signal_watch(lua_State *L);
+int hv_lua_native_signal_unwatch(lua_State *L);
+int hv_lua_native_signal_caught(lua_State *L);
 
 #endif
