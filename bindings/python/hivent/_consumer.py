@@ -33,6 +33,8 @@ WAKE_INTERVAL_MS = 200
 
 # Maximum length of a dead-letter reason sent to the server, in characters.
 _REASON_MAX = 1000
+# libhivent's maximum length of a topic or service name, in UTF-8 bytes.
+_NAME_MAX = 255
 # libhivent's limit on partitions per service; the core raises above it,
 # but a count above the C int range could not reach that check.
 _MAX_PARTITIONS = 4096
@@ -113,13 +115,20 @@ class Consumer:
         cls = type(self)
         for attr in ("topic", "name"):
             value = getattr(cls, attr, None)
-            if not isinstance(value, str) or not value or "\0" in value:
+            if not isinstance(value, str):
                 raise TypeError(f"{cls.__name__}.{attr} must be a non-empty str, not {value!r}")
             check_text(f"{cls.__name__}.{attr}", value)
+            size = len(value.encode("utf-8"))
+            if not 1 <= size <= _NAME_MAX:
+                raise ValueError(f"{cls.__name__}.{attr} must be 1 to {_NAME_MAX} bytes in "
+                                 f"UTF-8, not {size}: {value[:40]!r}")
+        if ":" in cls.name:
+            raise ValueError(f"{cls.__name__}.name must not contain ':' because queue names "
+                             f"are SERVICE:PARTITION, not {cls.name!r}")
         count = getattr(cls, "partition_count", None)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise TypeError(f"{cls.__name__}.partition_count must be an int >= 1, not {count!r}")
-        if count > _MAX_PARTITIONS:
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise TypeError(f"{cls.__name__}.partition_count must be an int, not {count!r}")
+        if not 1 <= count <= _MAX_PARTITIONS:
             raise ValueError(f"{cls.__name__}.partition_count must be from 1 to "
                              f"{_MAX_PARTITIONS}, not {count}")
         version = getattr(cls, "version", None)

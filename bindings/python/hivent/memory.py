@@ -21,6 +21,11 @@ from ._event import Event
 __all__ = ["all", "last", "clear", "count", "is_empty", "includes"]
 
 
+def __dir__() -> List[str]:
+    # Only the public functions: the imported helpers stay out of dir().
+    return sorted(__all__)
+
+
 def count() -> int:
     """Return how many events were emitted on the memory bus since the last clear()."""
     return capi.hivent_memory_count()

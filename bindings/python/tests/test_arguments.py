@@ -170,3 +170,36 @@ def test_reject_reason_escaped(hiventd, unique):
     assert consumer.failed == 1
     letters = wait_until(lambda: hiventd.dead_letters(service))
     assert letters[0]["reason"] == "bad\\0reason \\ud800"
+
+
+@pytest.mark.parametrize("topic, message", [
+    ("a\0b", "topic must not contain NUL characters"),
+    ("", "topic must be 1 to 255 bytes in UTF-8, not 0"),
+    ("t" * 300, "topic must be 1 to 255 bytes in UTF-8, not 300"),
+    ("\u00e9" * 128, "topic must be 1 to 255 bytes in UTF-8, not 256"),
+], ids=["nul", "empty", "300 bytes", "256 bytes"])
+def test_consumer_bad_topic_value_error(topic, message):
+    cls = consumer_class(topic, "svc-args")
+    with pytest.raises(ValueError) as info:
+        cls(MEMORY, env=False)
+    assert type(info.value) is ValueError
+    assert message in str(info.value)
+
+
+def test_consumer_service_colon_value_error():
+    cls = consumer_class("ok:consumer", "svc:args")
+    with pytest.raises(ValueError) as info:
+        cls(MEMORY, env=False)
+    assert "name must not contain ':'" in str(info.value)
+
+
+@pytest.mark.parametrize("count", [0, -1])
+def test_consumer_partition_count_zero(count):
+    cls = consumer_class("ok:consumer", "svc-args", partitions=count)
+    with pytest.raises(ValueError) as info:
+        cls(MEMORY, env=False)
+    assert "partition_count must be from 1 to 4096" in str(info.value)
+
+
+def test_memory_dir_public_only():
+    assert dir(hivent.memory) == sorted(hivent.memory.__all__)
