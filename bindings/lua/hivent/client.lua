@@ -48,6 +48,8 @@ function Client.new(...)
     next_id = 0,
     flush_timeout = flush_ms / 1000,
   }, Client)
+  self.on_state = config.settings.on_state
+  self.on_error = config.settings.on_error
   for i = 1, select("#", ...) do
     local options = select(i, ...)
     if type(options) == "table" then
@@ -90,6 +92,8 @@ local NO_OPTIONS = setmetatable({}, {
   __newindex = function() error("emit options table is read-only", 2) end,
 })
 
+local EMIT_OPTIONS = { version = true, cid = true, key = true, timeout = true }
+
 local function check_emit_args(name, payload, options)
   if type(name) ~= "string" or name == "" then
     invalid_arg("event name must be a non-empty string, got " .. tostring(name))
@@ -101,6 +105,7 @@ local function check_emit_args(name, payload, options)
     invalid_arg("emit options must be a table or nil, got " .. type(options))
   end
   options = options or NO_OPTIONS
+  errors.check_keys(options, EMIT_OPTIONS, "emit", 3)
   local version = options.version or 1
   if math.tointeger(version) == nil then
     invalid_arg("version must be an integer, got " .. tostring(version))

@@ -18,6 +18,8 @@ config.settings = {}
 
 -- Option names handled by the Lua layer, never passed to the core.
 local LUA_OPTIONS = { env = true }
+-- Function-valued options: the handlers of clients and consumers.
+local HANDLER_OPTIONS = { on_state = true, on_error = true }
 
 local function format_value(key, value)
   local kind = type(value)
@@ -72,6 +74,12 @@ local function flatten(prefix, options, out, depth)
       flatten(full, value, out, depth + 1)
     elseif type(value) ~= "function" then
       out[#out + 1] = { full, format_value(full, value) }
+    elseif prefix ~= "" then
+      format_value(full, value)
+    elseif not HANDLER_OPTIONS[key] then
+      errors.raise(errors.codes.HIVENT_ERR_UNKNOWN_KEY,
+        string.format("unknown handler option %q; the accepted handler options are on_error "
+          .. "and on_state", key), 4)
     end
   end
   if prefix == "" then

@@ -104,6 +104,8 @@ function Consumer:new(fields, ...)
   instance.processed = 0
   instance.failed = 0
   instance.stopping = false
+  instance.on_state = instance.on_state or config.settings.on_state
+  instance.on_error = instance.on_error or config.settings.on_error
   for i = 1, select("#", ...) do
     local options = select(i, ...)
     if type(options) == "table" then
@@ -266,6 +268,8 @@ end
 
 -- Raises HIVENT_ERR_INVALID_ARG unless `options` is nil or a table whose
 -- duration, count and poll_interval are nil or non-negative numbers.
+local RUN_OPTIONS = { duration = true, count = true, poll_interval = true }
+
 local function check_run_options(options)
   if options == nil then
     return {}
@@ -274,6 +278,7 @@ local function check_run_options(options)
     errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
       "run options must be a table or nil, got " .. type(options), 3)
   end
+  errors.check_keys(options, RUN_OPTIONS, "run", 3)
   for _, key in ipairs({ "duration", "count", "poll_interval" }) do
     local value = options[key]
     if value ~= nil and (type(value) ~= "number" or value ~= value or value < 0) then

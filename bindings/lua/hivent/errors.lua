@@ -52,6 +52,25 @@ function errors.raise(code, message, level)
   error(errors.new(code, message), (level or 1) + 1)
 end
 
+--- Raises HIVENT_ERR_INVALID_ARG (or `code`) when table `options` has a
+-- key missing from the set `accepted`.  The message names the key, the
+-- option `kind` (such as "emit") and the accepted keys.
+function errors.check_keys(options, accepted, kind, level, code)
+  for key in pairs(options) do
+    if not accepted[key] then
+      local names = {}
+      for name in pairs(accepted) do
+        names[#names + 1] = name
+      end
+      table.sort(names)
+      errors.raise(code or errors.codes.HIVENT_ERR_INVALID_ARG,
+        string.format("unknown %s option %s; the accepted options are %s", kind,
+          type(key) == "string" and string.format("%q", key) or tostring(key),
+          table.concat(names, ", ")), (level or 1) + 1)
+    end
+  end
+end
+
 --- Returns true when `value` is a hivent error object.  When `code` is
 -- given (a number, or a name such as "HIVENT_ERR_TIMED_OUT" or
 -- "TIMED_OUT"), it must also be that error.

@@ -134,6 +134,11 @@ function hivent.close(timeout)
   end
 end
 
+local CONSUMER_DEFINITION_KEYS = {
+  topic = true, name = true, partition_count = true, version = true,
+  process = true, on_processed = true, on_failed = true,
+}
+
 --- Creates a consumer from a plain table {topic, name, partition_count,
 -- version, process = function(event) ... end, on_processed(event),
 -- on_failed(event, reason)}.  Functions receive the event only.
@@ -142,6 +147,7 @@ function hivent.consumer(definition, options)
   if type(definition) ~= "table" then
     error("consumer definition must be a table, got " .. type(definition), 2)
   end
+  errors.check_keys(definition, CONSUMER_DEFINITION_KEYS, "consumer definition", 2)
   local fields = {
     topic = definition.topic,
     name = definition.name,
