@@ -89,10 +89,24 @@ function hivent.client()
   return default_client
 end
 
+-- Returns the default client for an emit.  A default client in the
+-- failed state has used up its reconnect attempts and accepts no more
+-- emits.  Module-level callers cannot create a client, so it is replaced.
+local function emitting_client()
+  if default_client and default_client.handle and default_client:state() == "failed" then
+    log.warning("client", "the default client gave up reconnecting (state failed), "
+      .. "so a new default client replaces it")
+    default_client:close(0)
+    default_client = nil
+  end
+  return hivent.client()
+end
+
 --- Emits with the default client; see Client:emit.  Returns the
--- published event, raises a structured error on failure.
+-- published event, raises a structured error on failure.  A default
+-- client in the failed state is replaced by a new one first.
 function hivent.emit(name, payload, options)
-  return hivent.client():emit(name, payload, options)
+  return emitting_client():emit(name, payload, options)
 end
 
 --- Emits like hivent.emit but returns nil and an error object instead of
@@ -107,9 +121,10 @@ function hivent.try_emit(name, payload, options)
   return nil, errors.wrap(result)
 end
 
---- Queues an emit on the default client; see Client:emit_async.
+--- Queues an emit on the default client; see Client:emit_async.  A
+-- default client in the failed state is replaced by a new one first.
 function hivent.emit_async(name, payload, options, callback)
-  return hivent.client():emit_async(name, payload, options, callback)
+  return emitting_client():emit_async(name, payload, options, callback)
 end
 
 --- Waits up to `timeout` seconds for the default client's outstanding

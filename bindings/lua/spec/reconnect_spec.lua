@@ -193,4 +193,42 @@ describe("reconnect", function()
     assert.is_true(hivent.errors.is(errors_seen[1]))
     client:close(0)
   end)
+
+  it("replaces a failed default client", function()
+    local warnings = {}
+    local level = hivent.log.level()
+    hivent.set_log_level("warning")
+    hivent.set_logger(function(message_level, _, message)
+      if message_level == hivent.log.levels.warning and message:find("default client", 1, true) then
+        warnings[#warnings + 1] = message
+      end
+    end)
+    local ok, err = pcall(function()
+      hivent.configure({
+        server = { port = srv.port }, max_reconnect_tries = 2,
+        reconnect_backoff_time = 50, reconnect_backoff_max = 100, connect_timeout = 1000,
+      })
+      hivent.emit("lua:default_before_stop", {})
+      local first = hivent.client()
+      srv:stop()
+      local failed = server.wait_for(20, function()
+        hivent.poll(0.05)
+        return first:state() == "failed"
+      end)
+      assert.is_truthy(failed, "state is " .. first:state())
+
+      srv:restart()
+      local event = hivent.emit("lua:default_after_restart", { n = 2 }, { timeout = 15 })
+      assert.are.equal("lua:default_after_restart", event.name)
+      assert.are_not.equal(first, hivent.client())
+      assert.are.equal("closed", first:state())
+      assert.are.equal(1, #warnings, table.concat(warnings, "\n"))
+      assert.matches("new default client replaces it", warnings[1], 1, true)
+    end)
+    hivent.set_logger(nil)
+    hivent.set_log_level(level)
+    hivent.close(0)
+    hivent.configure({})
+    assert(ok, err)
+  end)
 end)
