@@ -47,6 +47,20 @@ function Consumer:extend(fields)
   return setmetatable(class, self)
 end
 
+-- Partitions per service accepted by libhivent (HV_MAX_PARTITIONS in
+-- core/src/consumer.c).
+local MAX_PARTITIONS = 4096
+
+-- Returns true when `value` is a number with an integer value from
+-- `min` to `max`.  Strings are not converted.
+local function is_integer_in(value, min, max)
+  if type(value) ~= "number" then
+    return false
+  end
+  local integer = math.tointeger(value)
+  return integer ~= nil and integer >= min and integer <= max
+end
+
 local function check_definition(self)
   if type(self.topic) ~= "string" or self.topic == "" then
     errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
@@ -62,14 +76,15 @@ local function check_definition(self)
         string.format("consumer %s must not contain a NUL byte, got %q", field, self[field]), 3)
     end
   end
-  if math.tointeger(self.partition_count) == nil or self.partition_count < 1 then
+  if not is_integer_in(self.partition_count, 1, MAX_PARTITIONS) then
     errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
-      "consumer partition_count must be a positive integer, got "
-        .. tostring(self.partition_count), 3)
+      string.format("consumer partition_count must be an integer from 1 to %d, got %s %s",
+        MAX_PARTITIONS, type(self.partition_count), tostring(self.partition_count)), 3)
   end
-  if self.version ~= nil and (math.tointeger(self.version) == nil or self.version < 1) then
+  if self.version ~= nil and not is_integer_in(self.version, 1, math.maxinteger) then
     errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
-      "consumer version must be a positive integer or nil, got " .. tostring(self.version), 3)
+      string.format("consumer version must be a positive integer or nil, got %s %s",
+        type(self.version), tostring(self.version)), 3)
   end
   if type(self.process) ~= "function" then
     errors.raise(errors.codes.HIVENT_ERR_INVALID_ARG,
@@ -138,10 +153,36 @@ local function check_handle(self)
   return self.handle
 end
 
+-- Returns the text of a dead-letter reason or raised error `value`:
+-- strings and numbers as they are, values with a __tostring metamethod
+-- (such as hivent errors) through it, tables by their string `message`
+-- field, and anything else by its type.
+local function describe_reason(value)
+  local kind = type(value)
+  if kind == "string" or kind == "number" then
+    return tostring(value)
+  end
+  local meta = getmetatable(value)
+  if type(meta) == "table" and rawget(meta, "__tostring") then
+    local ok, text = pcall(tostring, value)
+    if ok and type(text) == "string" then
+      return text
+    end
+  end
+  if kind == "table" then
+    local message = rawget(value, "message")
+    if type(message) == "string" or type(message) == "number" then
+      return tostring(message)
+    end
+    return "a table without a message field"
+  end
+  return "a " .. kind .. " value"
+end
+
 -- Returns the reason text of a failed process call.
 local function failure_reason(result, reason)
   if reason ~= nil then
-    return tostring(reason)
+    return describe_reason(reason)
   end
   if result == false then
     return "process returned false"
@@ -157,7 +198,7 @@ function Consumer:_process(event)
     if errors.is_interrupt(result) then
       error(result, 0)
     end
-    local message = tostring(result)
+    local message = describe_reason(result)
     log.error(self.label, string.format("process raised an error for %s (uuid %s, queue %s): %s",
       tostring(event.name), tostring(event.meta.uuid), tostring(event.queue), message))
     return false, (message:match("^[^\n]*"))

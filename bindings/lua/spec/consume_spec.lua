@@ -87,6 +87,82 @@ describe("consumer", function()
     end
   end)
 
+  it("describes table dead-letter reasons", function()
+    local topic = server.unique("lua:dlq_table")
+    local service = server.unique("lua_dlq_table")
+    -- Payload id -> what process does with the event.
+    local outcomes = {
+      function() return nil, { message = "card declined" } end,
+      function() return nil, { code = 7 } end,
+      function() return nil, hivent.errors.new(hivent.errors.codes.HIVENT_ERR_TIMED_OUT, "slow") end,
+      function() error({ message = "raised table" }) end,
+      function() return false, print end,
+    }
+    local expected = {
+      "card declined",
+      "a table without a message field",
+      "HIVENT_ERR_TIMED_OUT: slow",
+      "raised table",
+      "a function value",
+    }
+    local failed = {}
+    local consumer = hivent.consumer({
+      topic = topic, name = service, partition_count = 1,
+      process = function(event) return outcomes[event.payload.id]() end,
+      on_failed = function(event, reason) failed[event.payload.id] = reason end,
+    }, options)
+    assert.is_truthy(wait_connected(consumer))
+    for id = 1, #outcomes do
+      client:emit(topic, { id = id }, { key = "one" })
+    end
+    local previous_level = hivent.log.level()
+    hivent.set_log_level("crit")
+    local count = consumer:run({ count = #outcomes, duration = 10 })
+    hivent.set_log_level(previous_level)
+    assert.are.equal(#outcomes, count)
+    assert.are.same(expected, failed)
+    local events = server.wait_for(10, function()
+      consumer:poll(0.02)
+      local list = dead_letters(srv, service)
+      return #list >= #outcomes and list
+    end)
+    assert.is_truthy(events, "the dead-letter queue of " .. service .. " is incomplete")
+    local stored = {}
+    for _, entry in ipairs(events) do
+      stored[entry.event.payload.id] = entry.reason
+    end
+    for id, reason in ipairs(expected) do
+      assert.are.equal(reason, stored[id], "reason of event " .. id)
+    end
+    consumer:close(2)
+  end)
+
+  it("checks partition_count type and range", function()
+    local cases = {
+      { "2", "got string 2" },
+      { 2 ^ 53, "got number 9.007199254741e+15" },
+      { 0, "got number 0" },
+      { 4097, "got number 4097" },
+      { 1.5, "got number 1.5" },
+    }
+    for _, case in ipairs(cases) do
+      local ok, err = pcall(hivent.consumer, {
+        topic = "lua:x", name = "lua_partitions", partition_count = case[1],
+        process = function() return true end,
+      }, options)
+      assert.is_false(ok)
+      assert.is_true(hivent.errors.is(err, "HIVENT_ERR_INVALID_ARG"), tostring(err))
+      assert.matches("partition_count must be an integer from 1 to 4096", err.message, 1, true)
+      assert.matches(case[2], err.message, 1, true)
+    end
+    local ok, err = pcall(hivent.consumer, {
+      topic = "lua:x", name = "lua_versions", partition_count = 1, version = "2",
+      process = function() return true end,
+    }, options)
+    assert.is_false(ok)
+    assert.matches("version must be a positive integer or nil, got string 2", err.message, 1, true)
+  end)
+
   it("dead-letters an event when process returns nil, err", function()
     local topic = server.unique("lua:dlq")
     local service = server.unique("lua_dlq")
