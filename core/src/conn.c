@@ -31,6 +31,12 @@
 /* Bytes of framed requests sent with one lws_write(). */
 #define WRITE_BATCH_BYTES (64 * 1024)
 
+/* Rate of one kind of warning, see log_limited(). */
+typedef struct log_limit {
+    int64_t last_ms;            /* when the last warning was logged */
+    int quiet;                  /* lines logged at debug since then */
+} log_limit_t;
+
 typedef struct hv_timers {
     lws_sorted_usec_list_t reconnect;
     lws_sorted_usec_list_t heartbeat;
@@ -42,10 +48,8 @@ typedef struct hv_timers {
     int generation;
     char tls_detail[160];       /* why the last certificate check failed */
     unsigned char *batch;       /* LWS_PRE + WRITE_BATCH_BYTES, see write_batch() */
-    int64_t push_reject_logged_ms; /* last warning of log_push_rejection() */
-    int push_rejects_quiet;        /* rejections logged at debug since then */
-    int64_t emit_reject_logged_ms; /* last warning of a rejected emit */
-    int emit_rejects_quiet;        /* rejected emits logged at debug since then */
+    log_limit_t push_rejects;   /* rejected acks and quarantines */
+    log_limit_t emit_rejects;   /* rejected emits */
 } hv_timers_t;
 
 static void connect_now(hv_handle_t *h);
@@ -635,6 +639,26 @@ static int is_own_uuid(const unsigned char *resp, size_t size, const char *uuid)
            memcmp(v.str, uuid, len) == 0;
 }
 
+/* Logs @line as a warning at most once a second for @limit, with the
+ * count of the lines logged at debug in between. */
+static void log_limited(hv_handle_t *h, log_limit_t *limit, const char *facility,
+                        const char *line)
+{
+    int64_t now = hv_now_ms();
+    if (now - limit->last_ms < 1000) {
+        limit->quiet++;
+        hv_log(h, LOG_DEBUG, facility, "%s", line);
+        return;
+    }
+    if (limit->quiet > 0)
+        hv_log(h, LOG_WARNING, facility, "%s (and %d more since the last such warning)", line,
+               limit->quiet);
+    else
+        hv_log(h, LOG_WARNING, facility, "%s", line);
+    limit->last_ms = now;
+    limit->quiet = 0;
+}
+
 static void on_emit_reply(hv_handle_t *h, hv_req_t *r, int ok, const unsigned char *resp,
                           size_t size)
 {
@@ -660,26 +684,12 @@ static void on_emit_reply(hv_handle_t *h, hv_req_t *r, int ok, const unsigned ch
         }
     } else {
         describe_response(resp, size, why, sizeof why);
-        /* Each rejection also reaches its delivery report; the log gets
-         * one warning a second, with the count of the others. */
-        hv_timers_t *t = timers_of(h);
-        int64_t now = hv_now_ms();
-        const char *uuid = r->event->uuid ? r->event->uuid : "-";
-        if (now - t->emit_reject_logged_ms < 1000) {
-            t->emit_rejects_quiet++;
-            hv_log(h, LOG_DEBUG, "emit", "server rejected event %s (uuid %s): %s",
-                   r->event->name, uuid, why);
-        } else {
-            if (t->emit_rejects_quiet > 0)
-                hv_log(h, LOG_WARNING, "emit", "server rejected event %s (uuid %s): %s (and "
-                       "%d more emits since the last such warning)", r->event->name, uuid, why,
-                       t->emit_rejects_quiet);
-            else
-                hv_log(h, LOG_WARNING, "emit", "server rejected event %s (uuid %s): %s",
-                       r->event->name, uuid, why);
-            t->emit_reject_logged_ms = now;
-            t->emit_rejects_quiet = 0;
-        }
+        /* Each rejection also reaches its delivery report, and a full
+         * partition rejects every emit, so the warnings are limited. */
+        char line[1024];
+        snprintf(line, sizeof line, "server rejected event %s (uuid %s): %s", r->event->name,
+                 r->event->uuid ? r->event->uuid : "-", why);
+        log_limited(h, &timers_of(h)->emit_rejects, "emit", line);
     }
     pthread_mutex_lock(&h->lock);
     hv_post_delivery_locked(h, r, ok ? HIVENT_OK : HIVENT_ERR_REJECTED, why, published);
@@ -690,33 +700,18 @@ static void on_emit_reply(hv_handle_t *h, hv_req_t *r, int ok, const unsigned ch
 void hv_consumer_on_event(hv_handle_t *h, const hv_frame_t *f);
 
 /* Logs an error reply to an ack or quarantine.  After a rebalance the
- * previous owner's acks of moved events are rejected in bursts, so one
- * warning a second carries the count of the others, which go to debug. */
+ * previous owner's acks of moved events are rejected in bursts, so the
+ * warnings are limited. */
 static void log_push_rejection(hv_handle_t *h, const hv_frame_t *f)
 {
     const unsigned char *resp;
     size_t size;
     if (reply_status(f, &resp, &size))
         return;
-    char why[512];
+    char why[512], line[1024];
     describe_response(resp, size, why, sizeof why);
-    hv_timers_t *t = timers_of(h);
-    int64_t now = hv_now_ms();
-    if (now - t->push_reject_logged_ms < 1000) {
-        t->push_rejects_quiet++;
-        hv_log(h, LOG_DEBUG, "consumer", "server rejected an ack or quarantine on %s: %s",
-               f->topic, why);
-        return;
-    }
-    if (t->push_rejects_quiet > 0)
-        hv_log(h, LOG_WARNING, "consumer", "server rejected an ack or quarantine on %s: %s "
-               "(and %d more since the last such warning)", f->topic, why,
-               t->push_rejects_quiet);
-    else
-        hv_log(h, LOG_WARNING, "consumer", "server rejected an ack or quarantine on %s: %s",
-               f->topic, why);
-    t->push_reject_logged_ms = now;
-    t->push_rejects_quiet = 0;
+    snprintf(line, sizeof line, "server rejected an ack or quarantine on %s: %s", f->topic, why);
+    log_limited(h, &timers_of(h)->push_rejects, "consumer", line);
 }
 
 static void on_reply(hv_handle_t *h, const hv_frame_t *f)
