@@ -136,8 +136,8 @@ int hvd_service_matches(const hvd_service_t *svc, const char *event_name)
  * O(entries) per ack, and each ack of an entry that was already completed
  * (a consumer acking after its partition moved, or twice) scanned the whole
  * partition.  The index is a chained hash table with at most one entry per
- * bucket on average; the hash is keyed with random bytes so that clients,
- * who choose uuids, cannot put them all in one bucket. */
+ * bucket on average.  Clients choose uuids, so the hash is keyed with
+ * random bytes to keep them from putting all entries in one bucket. */
 
 #define INDEX_MIN_SIZE 64
 

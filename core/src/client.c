@@ -320,8 +320,8 @@ HIVENT_API int hivent_client_flush(hivent_client_t *c, int timeout_ms)
         }
         pthread_mutex_unlock(&h->lock);
         if (left == 0) {
-            /* Every emit has completed, so the queue holds a finite number
-             * of notices: dispatch all of them, not one poll slice. */
+            /* Every emit has completed, so the queue contains a finite
+             * number of notices.  Dispatch all of them, not one poll slice. */
             if (dispatch)
                 while (hivent_client_poll(c, 0) > 0)
                     ;

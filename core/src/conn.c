@@ -250,9 +250,9 @@ static void on_disconnect(hv_handle_t *h, hivent_err_t err, const char *why)
         pthread_mutex_lock(&h->lock);
         h->state = HIVENT_STATE_FAILED;
         pthread_mutex_unlock(&h->lock);
-        /* The state notice, which carries the cause in @err, comes before
-         * the failed deliveries, so an application knows the cause when
-         * it handles them. */
+        /* The state notice carries the cause in @err.  It is posted before
+         * the failed deliveries, so an application has the cause at hand
+         * when it handles them. */
         hv_post_state(h, HIVENT_STATE_FAILED, attempt, 0, err, msg);
         hv_post_error(h, HIVENT_ERR_FAILED, msg);
         pthread_mutex_lock(&h->lock);

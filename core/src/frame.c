@@ -141,9 +141,9 @@ static void zstream_keys_create(void)
     zstream_keys_ok = 1;
 }
 
-/* Deleting the keys when the library is unloaded (dlclose, as Lua does
- * when its state closes) keeps threads that exit later from calling
- * destructors that are no longer mapped; their streams are not freed. */
+/* Deletes the keys when the library is unloaded (dlclose, as Lua does
+ * when its state closes).  Threads that exit later then call no
+ * destructor that is no longer mapped, and their streams are not freed. */
 __attribute__((destructor)) static void zstream_keys_delete(void)
 {
     if (zstream_keys_ok) {

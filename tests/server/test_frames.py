@@ -85,9 +85,9 @@ class FrameTest(unittest.TestCase):
     # frame.  libwebsockets 4.1.6 (Debian 12) parses such frames like masked
     # ones and has no public call that returns a frame's mask bit, so
     # hiventd still replies to them.  The current libwebsockets source
-    # (lib/roles/ws/ops-ws.c) closes with 1002 "client unmasked"; with such
-    # a version this test succeeds unexpectedly, which fails the run, and
-    # the marker must go.
+    # (lib/roles/ws/ops-ws.c) closes with 1002 "client unmasked".  With such
+    # a version this test succeeds unexpectedly, which fails the run, so
+    # the marker must then be removed.
     @unittest.expectedFailure
     def test_unmasked_frame_closes_1002(self):
         sock = upgrade(self.server)
